@@ -1,0 +1,1 @@
+"""Shared MRNet code: everything both training and `predict.py` need, so `submission/` is self-contained."""

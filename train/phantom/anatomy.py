@@ -1,0 +1,92 @@
+"""A right knee in millimetres: x lateral, y anterior, z superior, joint line at z = 0.
+
+Shapes are painted in list order (later ones cover earlier ones), so the list reads from the
+outside in: skin fat, muscle, fluid recesses, cartilage, bone, then the small structures that
+sit in the joint. Each exam jitters the proportions so no two knees are the same.
+"""
+
+import numpy as np
+
+from phantom.shapes import capsule, ellipsoid, meniscus, zcylinder
+
+# Named landmarks a finding is placed on (see findings.py); filled per exam by `knee`.
+MENISCUS_CENTRES = {"medial": -21.0, "lateral": 21.0}
+
+
+def knee(rng, fluid_scale=1.0):
+    """Return (shapes, landmarks) for one knee with random but plausible proportions."""
+    s = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    w = s(0.92, 1.08)  # bone width factor
+    fem_c = np.array([0.0, -2.0, 27.0 + s(-1.5, 1.5)], np.float32)
+    fem_a = np.array([40 * w, 30 * w, 25.0], np.float32)
+    tib_c = np.array([0.0, -2.0, -19.0 + s(-1.0, 1.0)], np.float32)
+    tib_a = np.array([40 * w, 29 * w, 16.0], np.float32)
+    femur_bottom = fem_c[2] - fem_a[2]
+    tibia_top = tib_c[2] + tib_a[2]
+    joint_z = (femur_bottom + tibia_top) / 2
+    cart = s(1.8, 2.6)
+    pat_c = np.array([0.0, 40.0 * w + 4, 30.0 + s(-3, 3)], np.float32)
+    pat_a = np.array([21 * w, 7.5, 19.0], np.float32)
+    body = np.array([72 * w + s(0, 12), 66 * w + s(0, 10)], np.float32)
+
+    shapes = [
+        zcylinder([0, -4, 0], body, -200, 200, "fat", "subcutaneous fat"),
+        zcylinder([0, -14, 0], body * np.array([0.86, 0.78]), -200, 200, "muscle", "muscle"),
+        ellipsoid([0, 26, joint_z], [20, 14, 16], "fat", "Hoffa fat pad"),
+        ellipsoid([0, pat_c[1] - 12, pat_c[2] + 12], [24, 4.5 * fluid_scale, 20], "fluid", "suprapatellar recess"),
+        ellipsoid([0, -4, joint_z], [44 * w, 33 * w, 3.0 * fluid_scale], "fluid", "joint fluid"),
+        ellipsoid([0, -26 * w, joint_z + 4], [30, 5 * fluid_scale, 10], "fluid", "posterior recess"),
+        # cartilage: bone ellipsoids grown by the cartilage thickness, facing the joint
+        ellipsoid(fem_c, fem_a + cart, "cartilage", "femoral cartilage", clip=[(fem_c - [0, 0, 8], [0, 0, 1])]),
+        ellipsoid(tib_c, tib_a + cart, "cartilage", "tibial cartilage", clip=[(tib_c + [0, 0, 8], [0, 0, -1])]),
+        ellipsoid(pat_c, pat_a + [0, cart + 0.6, 0], "cartilage", "patellar cartilage", clip=[(pat_c, [0, 1, 0])]),
+        # bones: marrow inside a thin dark cortex
+        # cortices first, then marrows, so a shaft and its condyle merge without an inner wall
+        ellipsoid(fem_c, fem_a, "cortex", "femoral cortex"),
+        zcylinder([0, -4, 0], [17 * w, 16 * w], fem_c[2], 200, "cortex", "femoral shaft cortex"),
+        ellipsoid(fem_c, fem_a - 1.2, "marrow", "femur"),
+        zcylinder([0, -4, 0], [15.5 * w, 14.5 * w], fem_c[2] - 5, 200, "marrow", "femoral shaft"),
+        ellipsoid(tib_c, tib_a, "cortex", "tibial cortex"),
+        zcylinder([0, -4, 0], [18 * w, 16 * w], -200, tib_c[2], "cortex", "tibial shaft cortex"),
+        ellipsoid(tib_c, tib_a - 1.2, "marrow", "tibia"),
+        zcylinder([0, -4, 0], [16.5 * w, 14.5 * w], -200, tib_c[2] + 5, "marrow", "tibial shaft"),
+        ellipsoid([28 * w, -14, tib_c[2] - 14], [8, 8, 10], "marrow", "fibular head"),
+        ellipsoid(pat_c, pat_a, "cortex", "patellar cortex"),
+        ellipsoid(pat_c, pat_a - 1.2, "marrow", "patella"),
+        # intercondylar notch, cut into the femur, then the cruciates that run through it
+        ellipsoid([0, -14, femur_bottom + 12], [10 * w, 20, 13], "fat", "intercondylar notch"),
+        capsule([0, pat_c[1] - 2, pat_c[2] - pat_a[2] + 2], [0, 31 * w, tib_c[2] - 10], 4.0, "ligament",
+                "patellar tendon"),
+        capsule([0, pat_c[1] - 4, pat_c[2] + pat_a[2] - 2], [0, 22, 90], 5.0, "ligament", "quadriceps tendon"),
+        capsule([-43 * w, -4, joint_z + 30], [-42 * w, -2, joint_z - 30], 1.6, "ligament", "MCL"),
+        capsule([41 * w, -12, joint_z + 25], [30 * w, -14, tib_c[2] - 14], 1.6, "ligament", "LCL"),
+    ]
+    acl = (np.array([7.5 * w, -14 * w, femur_bottom + 15], np.float32),
+           np.array([-3.0, 9 * w, tibia_top + 0.5], np.float32))
+    pcl = (np.array([-7.5 * w, 2 * w, femur_bottom + 13], np.float32),
+           np.array([1.0, -22 * w, tibia_top - 5], np.float32))
+    shapes += [
+        capsule(*acl, s(3.2, 4.0), "ligament", "ACL"),
+        capsule(*pcl, s(4.2, 5.0), "ligament", "PCL"),
+    ]
+    menisci = {}
+    for side, cx in MENISCUS_CENTRES.items():
+        centre = np.array([cx * w, -3.0, joint_z], np.float32)
+        geometry = dict(r_in=8.0 * w, r_out=18.5 * w, height=s(2.6, 3.4), inward_x=-np.sign(cx), gap=4.0)
+        menisci[side] = {"centre": centre, **geometry}
+        shapes.append(meniscus(centre, tissue="meniscus", name=f"{side} meniscus", **geometry))
+
+    landmarks = {
+        "femur": (fem_c, fem_a), "tibia": (tib_c, tib_a), "patella": (pat_c, pat_a),
+        "cartilage": cart, "joint_z": joint_z, "acl": acl, "menisci": menisci,
+        "femur_bottom": femur_bottom, "tibia_top": tibia_top,
+    }
+    return shapes, landmarks
+
+
+def cartilage_point(landmarks, x, bone):
+    """The point of the weight-bearing cartilage above (femur) or below (tibia) lateral position x."""
+    c, a = landmarks[bone]
+    half = a[2] * np.sqrt(max(0.0, 1 - (x / a[0]) ** 2)) + landmarks["cartilage"] / 2
+    z = c[2] - half if bone == "femur" else c[2] + half
+    return np.array([x, c[1], z], np.float32)

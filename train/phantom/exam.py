@@ -1,0 +1,59 @@
+"""One synthetic exam, a pure function of (seed, index): files are byte-identical run after run."""
+
+import numpy as np
+
+from phantom.anatomy import knee
+from phantom.findings import acl_tear, draw_labels, meniscal_tear, other_findings
+from phantom.render import render_stack, rotation
+
+PLANES = ("sagittal", "coronal", "axial")
+STRUCTURES = ("ACL", "medial meniscus", "lateral meniscus", "femur", "tibia")
+BAD_RATE = 0.02  # per stack and kind of bad stack
+
+
+def make_exam(seed, index, render_size=128, with_masks=False):
+    """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
+
+    With `with_masks`, also the boolean masks of every lesion and of key structures, per plane.
+    """
+    rng = np.random.default_rng([seed, index])
+    abnormal, acl, men = draw_labels(rng)
+    lesion_shapes, findings = [], []
+    # knee proportions first (needed to place lesions); effusion changes the fluid recesses only
+    state = rng.bit_generator.state
+    _, landmarks = knee(rng)
+    if acl:
+        lesion_shapes += acl_tear(rng, landmarks)
+        findings.append("ACL tear")
+    if men:
+        shapes, side = meniscal_tear(rng, landmarks)
+        lesion_shapes += shapes
+        findings.append(f"{side} meniscal tear")
+    extra, fluid_scale, kinds = other_findings(rng, landmarks, abnormal, required=abnormal and not (acl or men))
+    lesion_shapes += extra
+    findings += kinds
+    if not abnormal:
+        fluid_scale = rng.uniform(0.6, 1.6)  # physiological fluid varies in healthy knees too
+    after = rng.bit_generator.state
+    rng.bit_generator.state = state
+    shapes, _ = knee(rng, fluid_scale=fluid_scale)  # same proportions, final fluid
+    rng.bit_generator.state = after
+
+    pose = (rotation(rng, 7.0), rng.uniform(-5, 5, 3).astype(np.float32), float(rng.uniform(0.88, 1.12)))
+    lesion_names = [s.name for s in lesion_shapes]
+    keep = set(lesion_names) | (set(STRUCTURES) if with_masks else set())
+    series, lesion_slices, bad, masks = {}, {}, {}, {}
+    for plane in PLANES:
+        draw = rng.random()
+        kind = "out of field of view" if draw < BAD_RATE else "pulsation artefact" if draw < 2 * BAD_RATE else None
+        if kind:
+            bad[plane] = kind
+        series[plane], plane_masks = render_stack(rng, plane, shapes + lesion_shapes, pose, render_size, kind, keep)
+        lesion_slices[plane] = {n: np.flatnonzero(plane_masks[n].any(axis=(1, 2))).tolist() for n in lesion_names}
+        if with_masks:
+            masks[plane] = plane_masks
+    exam = {"labels": (int(abnormal), int(acl), int(men)), "series": series, "findings": findings,
+            "lesion_slices": lesion_slices, "bad": bad}
+    if with_masks:
+        exam["masks"] = masks
+    return exam

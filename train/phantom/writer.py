@@ -1,0 +1,97 @@
+"""Write phantom exams in the MRNet-v1.0 layout, in parallel, atomically, and cache the default set."""
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from phantom.exam import PLANES, make_exam
+
+TASKS = ("abnormal", "acl", "meniscus")
+GENERATOR_VERSION = 1
+DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0)
+CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
+
+
+def _exam(index, seed, render_size):
+    return make_exam(seed, index, render_size)
+
+
+def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.0, workers=None, progress=True):
+    """Generate into `out.tmp-*`, then rename: an interrupted run never leaves a half dataset."""
+    out = Path(out)
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split in ("train", "valid"):
+        for plane in PLANES:
+            (tmp / split / plane).mkdir(parents=True)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    total = n_train + n_valid
+    labels = {s: {t: [] for t in TASKS} for s in ("train", "valid")}
+    truth = {}
+    noise_rng = np.random.default_rng([seed, 1 << 30])
+    job = partial(_exam, seed=seed, render_size=render_size)
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
+        exams = pool.imap(job, range(total), chunksize=2)
+        for index, exam in enumerate(tqdm(exams, total=total, desc="phantom", unit="exam", disable=not progress)):
+            split = "train" if index < n_train else "valid"
+            case = f"{index:04d}"
+            for plane in PLANES:
+                np.save(tmp / split / plane / f"{case}.npy", exam["series"][plane], allow_pickle=False)
+            observed = list(exam["labels"])
+            for t, task in enumerate(TASKS):
+                if label_noise and noise_rng.random() < label_noise:
+                    observed[t] = 1 - observed[t]
+                labels[split][task].append(f"{case},{observed[t]}\n")
+            truth[case] = {"split": split, "labels": exam["labels"], "findings": exam["findings"],
+                           "bad_stacks": exam["bad"], "lesion_slices": exam["lesion_slices"]}
+    for split, per_task in labels.items():
+        for task, lines in per_task.items():
+            (tmp / f"{split}-{task}.csv").write_text("".join(lines))
+    valid_cases = [c for c, t in truth.items() if t["split"] == "valid"]
+    (tmp / "valid-paths.csv").write_text(
+        "".join(f"{out.name}/valid/{plane}/{case}.npy\n" for case in valid_cases for plane in PLANES))
+    meta = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_valid": n_valid,
+            "render_size": render_size, "label_noise": label_noise, "exams": truth}
+    (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    return out
+
+
+class _Serial:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def imap(fn, items, chunksize=1):
+        return map(fn, items)
+
+
+def default_phantom(progress=True, **overrides):
+    """The project's default dataset, generated on first use into the cache folder."""
+    params = {**DEFAULTS, **overrides}
+    key = "phantom-v{}-seed{seed}-n{n_train}+{n_valid}-r{render_size}-noise{label_noise}".format(
+        GENERATOR_VERSION, **params)
+    path = CACHE / key / "MRNet-v1.0"
+    if not (path / "phantom-truth.json").is_file():
+        print(f"phantom: generating the default dataset into {path} (first use only)")
+        write_phantom(path, progress=progress, **params)
+    return path
+
+
+def read_truth(data_dir):
+    """The generator's own record of findings and bad stacks, for tests and explanations."""
+    path = Path(data_dir) / "phantom-truth.json"
+    return json.loads(path.read_text()) if path.is_file() else None
