@@ -11,6 +11,12 @@ from mrnet.contract import SLICE_SHAPE
 
 def read_header(path):
     """Return (shape, dtype) from the npy header; raise ValueError with a user-facing reason."""
+    shape, dtype, _, _ = header_info(path)
+    return shape, dtype
+
+
+def header_info(path):
+    """(shape, dtype, fortran_order, data offset): all that `read_data` needs, parsed once."""
     try:
         with open(path, "rb") as f:
             try:
@@ -19,9 +25,10 @@ def read_header(path):
                 raise ValueError("not a .npy file (bad magic bytes); save series with numpy.save") from None
             try:
                 if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
                 else:
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                offset = f.tell()
             except ValueError as e:
                 raise ValueError(f"corrupt .npy header ({e})") from None
     except FileNotFoundError:
@@ -30,7 +37,7 @@ def read_header(path):
         raise ValueError("is a directory, expected a .npy file") from None
     except PermissionError:
         raise ValueError("unreadable (permission denied)") from None
-    return tuple(shape), dtype
+    return tuple(shape), dtype, fortran, offset
 
 
 def header_problem(shape, dtype, strict_uint8=True):
@@ -82,3 +89,19 @@ def check_series(path, strict_uint8=True, check_values=False):
 def open_series(path):
     """Memory-mapped, never unpickled: only the slices a batch touches are paged in."""
     return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def read_data(path, info):
+    """Read a series whose header was parsed already (`header_info`).
+
+    Worker threads use this instead of np.load: CPython 3.11's ast.literal_eval, which np.load uses
+    on every header, is not safe to call from several threads at once.
+    """
+    shape, dtype, fortran, offset = info
+    if dtype.hasobject:
+        raise ValueError(f"{path}: object array")
+    count = int(np.prod(shape))
+    data = np.fromfile(path, dtype=dtype, count=count, offset=offset)
+    if data.size != count:
+        raise ValueError(f"{path}: truncated, {data.size} of {count} values")
+    return data.reshape(shape[::-1]).transpose() if fortran else data.reshape(shape)

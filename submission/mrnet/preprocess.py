@@ -1,0 +1,24 @@
+"""The single definition of input preprocessing, recorded in the bundle manifest.
+
+Training builds these constants into the Keras model and the frozen SavedModel carries them, so
+prediction cannot drift from training: predict feeds raw uint8 slices and nothing else.
+"""
+
+# Public MRNet submissions normalise with these (CONTRACT.md); kept so real-data models transfer.
+MEAN = 58.09
+STD = 49.73
+INPUT_DTYPE = "uint8"
+VALUE_RANGE = (0, 255)
+
+
+def spec(input_size):
+    """What the manifest says about the inputs: enough to build valid random inputs (self-check)."""
+    return {
+        "slices": {"dtype": INPUT_DTYPE, "shape": [None, 256, 256], "value_range": list(VALUE_RANGE),
+                   "description": "all slices of the batch's exams, concatenated exam after exam"},
+        "counts": {"dtype": "int32", "shape": [None], "value_range": [1, None],
+                   "description": "slice count of each exam, in order; every count >= 1, sum = slices"},
+        "normalisation": {"mean": MEAN, "std": STD, "formula": "(x - mean) / std"},
+        "model_input_size": input_size,
+        "resampling": "2x2 average pooling" if input_size == 128 else "none",
+    }

@@ -1,0 +1,191 @@
+"""Train the MRNet models, combine the planes and freeze everything into submission/bundle.
+
+    python train/fit.py                                  # the phantom, generated on first use
+    python train/fit.py --data-dir path/to/MRNet-v1.0    # the real data, same command
+
+Reads top to bottom: configuration, data, one multi-task model per plane, the combiner, the report,
+the bundle. Splits: `train` is divided into a fitting part and a tuning part (--tune-fraction);
+early stopping, model selection and the combiner use the tuning part only, so the `valid`
+figures printed at the end come from exams nothing was selected or fit on.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import _paths  # noqa: F401
+from _paths import ROOT
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, help="MRNet-v1.0 root (default: the phantom, generated on first use)")
+    ap.add_argument("--bundle", type=Path, default=ROOT / "submission" / "bundle", help="output bundle (%(default)s)")
+    ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "latest",
+                    help="checkpoints, logs and curves (%(default)s)")
+    ap.add_argument("--planes", nargs="+", default=["sagittal", "coronal", "axial"],
+                    choices=["sagittal", "coronal", "axial"], help="planes to (re)train")
+    ap.add_argument("--backbone", default="compact", choices=["compact", "resnet50", "efficientnetb0"])
+    ap.add_argument("--weights", default="none", help="backbone weights: imagenet | none | PATH (%(default)s)")
+    ap.add_argument("--width", type=int, default=16, help="compact backbone base width (%(default)s)")
+    ap.add_argument("--pooling", default="max", choices=["max", "mean", "attention"], help="over slices")
+    ap.add_argument("--input-size", type=int, default=128, choices=[128, 256],
+                    help="in-plane resolution the CNN sees; 128 = 2x2 average of the 256 series (%(default)s)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--patience", type=int, default=4, help="early stopping on tuning mean AUC (%(default)s)")
+    ap.add_argument("--batch-slices", type=int, default=192, help="slice budget per batch (%(default)s)")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--no-augment", action="store_true", help="disable on-device augmentation")
+    ap.add_argument("--tune-fraction", type=float, default=0.2,
+                    help="share of train held out for early stopping and the combiner (%(default)s)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored"],
+                    help="auto: MirroredStrategy over all GPUs when there are several (%(default)s)")
+    ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="auto: on when a GPU is present")
+    ap.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+
+    # ---- data: validate everything first, then split train into fit / tune ----------------------
+    import numpy as np
+
+    from mrnet.contract import PLANES, TASKS
+    from mrnet.layout import read_labels, series_path
+    from mrnet.problems import InputError
+    from mrnet.validate import validate_dataset
+    from phantom.writer import default_phantom
+
+    data_dir = args.data_dir or default_phantom()
+    try:
+        validate_dataset(data_dir)
+    except InputError as e:
+        sys.exit(f"fit: {e}")
+    labels = read_labels(data_dir)
+    train, valid = labels.loc["train"], labels.loc["valid"]
+    rng = np.random.default_rng(args.seed)
+    tune_mask = rng.random(len(train)) < args.tune_fraction
+    splits = {"fit": train[~tune_mask], "tune": train[tune_mask], "valid": valid}
+    source = {"fit": "train", "tune": "train", "valid": "valid"}
+    print(f"data: {data_dir}  fit {len(splits['fit'])}  tune {len(splits['tune'])}  valid {len(valid)} exams")
+
+    # ---- devices ---------------------------------------------------------------------------------
+    import keras
+    import tensorflow as tf
+
+    from export import export_plane
+    from losses import WeightedBCE, positive_weights
+    from model import build_model
+    from pipeline import make_dataset
+    from report import auc_table, plot_curves, print_table
+
+    keras.utils.set_random_seed(args.seed)
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
+    use_mirrored = args.strategy == "mirrored" or (args.strategy == "auto" and len(gpus) > 1)
+    strategy = tf.distribute.MirroredStrategy() if use_mirrored else tf.distribute.get_strategy()
+    print(f"devices: {len(gpus)} GPU(s), strategy {type(strategy).__name__}, XLA {'on' if xla else 'off'}")
+
+    run_dir = args.run_dir
+    if not args.resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    pos_weight = positive_weights(splits["fit"][list(TASKS)].values)
+
+    def plane_data(plane, name, shuffle):
+        frame = splits[name]
+        paths = [series_path(data_dir, source[name], plane, c) for c in frame.index]
+        return make_dataset(paths, frame[list(TASKS)].values, args.batch_slices, shuffle, seed=args.seed)
+
+    def model_config():
+        return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
+                    weights=args.weights, augment=not args.no_augment, seed=args.seed)
+
+    # ---- one multi-task model per plane ------------------------------------------------------------
+    logits = {name: {} for name in splits}
+    models = {}
+    for plane in PLANES:
+        plane_dir = run_dir / plane
+        done = plane_dir / "logits.npz"
+        if plane not in args.planes and not done.exists():
+            sys.exit(f"fit: plane {plane} not trained in {run_dir}; include it in --planes")
+        if plane not in args.planes or (args.resume and done.exists()):
+            print(f"[{plane}] reusing finished model from {plane_dir}")
+        else:
+            plane_dir.mkdir(parents=True, exist_ok=True)
+            fit_ds, tune_ds = plane_data(plane, "fit", True), plane_data(plane, "tune", False)
+            steps = sum(1 for _ in fit_ds.take(10_000).map(lambda x, y: 0))
+            with strategy.scope():
+                model = build_model(**model_config())
+                schedule = keras.optimizers.schedules.CosineDecay(
+                    args.lr * 0.1, decay_steps=max(1, steps * args.epochs - steps), warmup_target=args.lr,
+                    warmup_steps=steps)
+                model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
+                              loss=WeightedBCE(pos_weight),
+                              metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
+                                                         num_thresholds=500)],
+                              jit_compile=xla)
+            callbacks = [
+                keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
+                keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
+                                                mode="max", save_best_only=True, save_weights_only=True),
+                keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience),
+                keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
+                keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / plane), write_graph=False),
+            ]
+            print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
+            model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
+                      verbose=0 if args.quiet else 1)
+            model.load_weights(str(plane_dir / "best.weights.h5"))
+            out = {name: model.predict(plane_data(plane, name, False), verbose=0) for name in splits}
+            np.savez(done, **out)
+            (plane_dir / "model_config.json").write_text(json.dumps(model_config()))
+        saved = np.load(done, allow_pickle=False)
+        for name in splits:
+            logits[name][plane] = saved[name]
+        models[plane] = plane_dir
+
+    # ---- combiner: logistic regression per task, fit on the tuning part ------------------------------
+    from combine import fit_combiner
+    from mrnet import combiner as comb
+
+    combiner = fit_combiner(logits["tune"], splits["tune"][list(TASKS)].values, fit_on="train (tuning part)")
+    combined = {name: comb.apply(combiner, logits[name]) for name in splits}
+
+    # ---- report --------------------------------------------------------------------------------------
+    table = auc_table(logits, combined, {n: splits[n][list(TASKS)].values for n in splits})
+    print_table(table)
+    plot_curves(run_dir, PLANES, run_dir / "training_curves.png")
+    print(f"training curves: {run_dir / 'training_curves.png'}")
+
+    # ---- freeze the bundle ------------------------------------------------------------------------
+    from manifest import build_manifest
+    from mrnet.bundle import write_bundle
+
+    def export(plane, folder):
+        cfg = json.loads((models[plane] / "model_config.json").read_text())
+        model = build_model(**{**cfg, "weights": "none"})  # augmentation is identity outside training
+        model.load_weights(str(models[plane] / "best.weights.h5"))
+        export_plane(model, folder)
+
+    manifest = build_manifest(config, data_dir, labels, table, combiner, args.input_size)
+    write_bundle(args.bundle, export, combiner, manifest)
+    print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()

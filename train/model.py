@@ -1,0 +1,101 @@
+"""The per-plane model: a 2-D CNN over every slice, pooled over space, then over each exam's slices.
+
+Inputs are ragged without padding: `slices` holds every slice of the batch's exams back to back
+(the CNN's batch axis), `exam_ids` says which exam each slice belongs to (0..B-1, in order).
+Output: three logits per exam (abnormal, ACL, meniscus). Keras layers and keras.ops only.
+"""
+
+import keras
+from keras import layers, ops
+
+import _paths  # noqa: F401
+from augment import ExamAugment
+from mrnet import preprocess
+from mrnet.contract import TASKS
+
+BACKBONES = ("compact", "resnet50", "efficientnetb0")
+POOLINGS = ("max", "mean", "attention")
+
+
+@keras.saving.register_keras_serializable("mrnet")
+class ExamPool(layers.Layer):
+    """Pool each exam's slice features into one vector: the step that makes ragged exams work.
+
+    Segment ops are used with sorted ids, so an exam's result depends on its own slices only,
+    whoever shares the batch. An exam with no slices never reaches here (the pipeline rejects it).
+    """
+
+    def __init__(self, mode="max", **kw):
+        super().__init__(**kw)
+        if mode not in POOLINGS:
+            raise ValueError(f"pooling {mode!r} not in {POOLINGS}")
+        self.mode = mode
+
+    def build(self, input_shape):
+        if self.mode == "attention":
+            self.score = layers.Dense(1, name="slice_score")
+            self.score.build(input_shape[0])
+
+    def call(self, inputs):
+        features, exam_ids = inputs
+        if self.mode == "max":
+            return ops.segment_max(features, exam_ids, sorted=True)
+        if self.mode == "mean":
+            total = ops.segment_sum(features, exam_ids, sorted=True)
+            count = ops.segment_sum(ops.ones_like(features[:, :1]), exam_ids, sorted=True)
+            return total / count
+        logit = self.score(features)  # (N, 1): softmax within each exam
+        peak = ops.take(ops.segment_max(logit, exam_ids, sorted=True), exam_ids, axis=0)
+        weight = ops.exp(logit - peak)
+        norm = ops.take(ops.segment_sum(weight, exam_ids, sorted=True), exam_ids, axis=0)
+        return ops.segment_sum(features * weight / norm, exam_ids, sorted=True)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def compact_backbone(width=16):
+    """Small from-scratch CNN, GroupNorm (batch-independent, see the BatchNorm note in the README)."""
+    def block(x, filters, stride):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+        x = layers.GroupNormalization(groups=min(8, filters // 4))(x)
+        return layers.Activation("relu")(x)
+
+    inp = keras.Input((None, None, 1))
+    x = block(inp, width, 2)
+    x = block(x, width * 2, 2)
+    x = block(x, width * 3, 2)
+    x = block(x, width * 3, 1)
+    x = block(x, width * 4, 2)
+    return keras.Model(inp, x, name="compact")
+
+
+def applications_backbone(name, weights, input_size):
+    """keras.applications backbone; `weights` is 'imagenet', 'none' or a path to saved weights."""
+    ctor = {"resnet50": keras.applications.ResNet50, "efficientnetb0": keras.applications.EfficientNetB0}[name]
+    hub_weights = "imagenet" if weights == "imagenet" else None
+    base = ctor(include_top=False, weights=hub_weights, input_shape=(input_size, input_size, 3))
+    if weights not in ("imagenet", "none", None):
+        base.load_weights(weights)
+    inp = keras.Input((None, None, 1))
+    x = layers.Concatenate()([inp, inp, inp])  # grey to the 3 channels ImageNet backbones expect
+    return keras.Model(inp, base(x), name=name)
+
+
+def build_model(backbone="compact", pooling="max", input_size=128, width=16, weights="none", dropout=0.3,
+                augment=True, seed=0):
+    slices = keras.Input((256, 256), dtype="uint8", name="slices")
+    exam_ids = keras.Input((), dtype="int32", name="exam_ids")
+    x = layers.Reshape((256, 256, 1))(ops.cast(slices, "float32"))
+    if input_size != 256:
+        x = layers.AveragePooling2D(256 // input_size, name="resample")(x)
+    x = layers.Rescaling(1 / preprocess.STD, -preprocess.MEAN / preprocess.STD, name="normalise")(x)
+    if augment:
+        x = ExamAugment(fill=-preprocess.MEAN / preprocess.STD, seed=seed, name="augment")([x, exam_ids])
+    net = compact_backbone(width) if backbone == "compact" else applications_backbone(backbone, weights, input_size)
+    x = net(x)
+    x = layers.GlobalAveragePooling2D(name="space_pool")(x)
+    x = ExamPool(pooling, name="slice_pool")([x, exam_ids])
+    x = layers.Dropout(dropout, seed=seed)(x)
+    logits = layers.Dense(len(TASKS), name="logits")(x)
+    return keras.Model({"slices": slices, "exam_ids": exam_ids}, logits, name=f"mrnet_{backbone}_{pooling}")
