@@ -35,14 +35,20 @@ def parse_args(argv=None):
     ap.add_argument("--weights", default="none", help="backbone weights: imagenet | none | PATH (%(default)s)")
     ap.add_argument("--width", type=int, default=16, help="compact backbone base width (%(default)s)")
     ap.add_argument("--pooling", default="max", choices=["max", "mean", "attention"], help="over slices")
+    ap.add_argument("--space-pool", default="avgmax", choices=["avg", "max", "avgmax"],
+                    help="global pooling over each slice's feature map (%(default)s)")
     ap.add_argument("--input-size", type=int, default=128, choices=[128, 256],
                     help="in-plane resolution the CNN sees; 128 = 2x2 average of the 256 series (%(default)s)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--patience", type=int, default=4, help="early stopping on tuning mean AUC (%(default)s)")
-    ap.add_argument("--batch-slices", type=int, default=192, help="slice budget per batch (%(default)s)")
+    ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--no-augment", action="store_true", help="disable on-device augmentation")
+    ap.add_argument("--augment", action="store_true",
+                    help="on-device per-exam augmentation: rotation, shift, flip, intensity (off by default: "
+                         "it slows convergence more than the short CPU demo can afford)")
+    ap.add_argument("--rotate", type=float, default=25.0, help="augmentation rotation, degrees (%(default)s)")
+    ap.add_argument("--shift", type=float, default=25.0, help="augmentation shift, pixels at 256 (%(default)s)")
     ap.add_argument("--tune-fraction", type=float, default=0.2,
                     help="share of train held out for early stopping and the combiner (%(default)s)")
     ap.add_argument("--seed", type=int, default=0)
@@ -113,7 +119,8 @@ def main(argv=None):
 
     def model_config():
         return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
-                    weights=args.weights, augment=not args.no_augment, seed=args.seed)
+                    weights=args.weights, augment=args.augment, rotate=args.rotate, shift=args.shift, seed=args.seed,
+                    space_pool=args.space_pool)
 
     # ---- one multi-task model per plane ------------------------------------------------------------
     logits = {name: {} for name in splits}

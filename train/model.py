@@ -83,7 +83,7 @@ def applications_backbone(name, weights, input_size):
 
 
 def build_model(backbone="compact", pooling="max", input_size=128, width=16, weights="none", dropout=0.3,
-                augment=True, seed=0):
+                augment=True, seed=0, space_pool="avg", rotate=25.0, shift=25.0):
     slices = keras.Input((256, 256), dtype="uint8", name="slices")
     exam_ids = keras.Input((), dtype="int32", name="exam_ids")
     x = layers.Reshape((256, 256, 1))(ops.cast(slices, "float32"))
@@ -91,10 +91,16 @@ def build_model(backbone="compact", pooling="max", input_size=128, width=16, wei
         x = layers.AveragePooling2D(256 // input_size, name="resample")(x)
     x = layers.Rescaling(1 / preprocess.STD, -preprocess.MEAN / preprocess.STD, name="normalise")(x)
     if augment:
-        x = ExamAugment(fill=-preprocess.MEAN / preprocess.STD, seed=seed, name="augment")([x, exam_ids])
+        x = ExamAugment(rotate, shift, fill=-preprocess.MEAN / preprocess.STD, seed=seed, name="augment")(
+            [x, exam_ids])
     net = compact_backbone(width) if backbone == "compact" else applications_backbone(backbone, weights, input_size)
     x = net(x)
-    x = layers.GlobalAveragePooling2D(name="space_pool")(x)
+    if space_pool == "avg":
+        x = layers.GlobalAveragePooling2D(name="space_pool")(x)
+    elif space_pool == "max":
+        x = layers.GlobalMaxPooling2D(name="space_pool")(x)
+    else:  # both: the average sees diffuse findings (effusion), the max sees small ones (a tear line)
+        x = layers.Concatenate(name="space_pool")([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = ExamPool(pooling, name="slice_pool")([x, exam_ids])
     x = layers.Dropout(dropout, seed=seed)(x)
     logits = layers.Dense(len(TASKS), name="logits")(x)

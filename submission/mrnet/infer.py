@@ -1,0 +1,81 @@
+"""Streaming prediction with a frozen bundle: ragged batches across exams, reads overlapped with compute.
+
+Exams are grouped into chunks bounded by a slice budget; while one chunk runs through the three
+plane models, a reader thread loads the next. Memory holds two chunks, whatever the exam count.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mrnet import combiner as comb
+from mrnet.bundle import verify
+from mrnet.contract import PLANES
+from mrnet.series import read_data
+
+
+def load_bundle(bundle):
+    """(manifest, combiner, {plane: loaded SavedModel}); raises BundleError before loading any model.
+
+    The loaded objects themselves are kept: holding only their `serve` lets the variables be freed.
+    """
+    import tensorflow as tf
+
+    manifest, combiner = verify(bundle, tf.__version__)
+    models = {plane: tf.saved_model.load(str(Path(bundle) / plane)) for plane in PLANES}
+    return manifest, combiner, models
+
+
+def chunks(exams, budget):
+    """Consecutive exams whose largest plane stack sum stays within `budget` slices."""
+    chunk, used = [], 0
+    for exam in exams:
+        size = max(info[0][0] for _, info in exam.series.values())
+        if chunk and used + size > budget:
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(exam)
+        used += size
+    if chunk:
+        yield chunk
+
+
+def read_chunk(chunk):
+    """{plane: (uint8 slices, int32 counts)} for a chunk of exams, as uint8 0-255."""
+    out = {}
+    for plane in PLANES:
+        arrays = []
+        for exam in chunk:
+            path, info = exam.series[plane]
+            a = read_data(path, info)
+            arrays.append(a if a.dtype == np.uint8 else np.rint(a).astype(np.uint8))
+        out[plane] = (np.concatenate(arrays), np.array([a.shape[0] for a in arrays], np.int32))
+    return out
+
+
+def plane_logits(model, slices, counts, tta):
+    import tensorflow as tf
+
+    serve = model.serve
+    logits = serve(slices=tf.constant(slices), counts=tf.constant(counts))["logits"].numpy()
+    if tta:  # mirror left-right: a left knee looks like a mirrored right knee
+        flipped = serve(slices=tf.constant(slices[:, :, ::-1].copy()), counts=tf.constant(counts))["logits"].numpy()
+        logits = (logits + flipped) / 2
+    return logits
+
+
+def predict(exams, bundle, batch_slices=256, tta=False, progress=None):
+    """Yield (exam, probabilities[3]) in input order."""
+    _, combiner, models = load_bundle(bundle)
+    plan = list(chunks(exams, batch_slices))
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(read_chunk, plan[0]) if plan else None
+        for i, chunk in enumerate(plan):
+            data = pending.result()
+            pending = reader.submit(read_chunk, plan[i + 1]) if i + 1 < len(plan) else None
+            logits = {p: plane_logits(models[p], *data[p], tta) for p in PLANES}
+            for exam, probs in zip(chunk, comb.apply(combiner, logits)):
+                yield exam, probs
+            if progress:
+                progress(len(chunk))

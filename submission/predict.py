@@ -1,0 +1,85 @@
+"""Predict abnormality, ACL tear and meniscal tear for every exam listed in INPUT_CSV.
+
+    python submission/predict.py INPUT_CSV OUTPUT_CSV
+
+INPUT_CSV: no header, one .npy path per line, three lines (sagittal, coronal, axial) per exam in
+any order. OUTPUT_CSV: no header, one line per exam in input order: abnormal,acl,meniscus.
+Exit status 2, and no output file, when any input line is unusable (every problem is listed).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("input_csv", type=Path)
+    ap.add_argument("output_csv", type=Path)
+    ap.add_argument("--bundle", type=Path, default=HERE / "bundle", help="frozen bundle (%(default)s)")
+    ap.add_argument("--batch-slices", type=int, default=256, help="slices per plane per batch (%(default)s)")
+    ap.add_argument("--tta", action="store_true", help="average with left-right mirrored slices")
+    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return ap.parse_args(argv)
+
+
+def write_atomic(path, lines):
+    """Write beside the target, then rename: an existing file is replaced whole or not at all."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", newline="\n") as f:
+            f.writelines(lines)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mrnet.bundle import BundleError
+    from mrnet.inputs import read_input
+    from mrnet.problems import InputError
+
+    start = time.perf_counter()
+    try:
+        exams = read_input(args.input_csv)
+    except InputError as e:
+        print(f"predict: {e}", file=sys.stderr)
+        return 2
+    if not args.output_csv.parent.is_dir() and str(args.output_csv.parent):
+        print(f"predict: {args.output_csv.parent}: output folder does not exist", file=sys.stderr)
+        return 2
+
+    from mrnet.infer import predict
+
+    done = [0]
+
+    def progress(n):
+        done[0] += n
+        if not args.quiet:
+            print(f"\rpredict: {done[0]}/{len(exams)} exams", end="", file=sys.stderr, flush=True)
+
+    try:
+        rows = [f"{p[0]:.8f},{p[1]:.8f},{p[2]:.8f}\n"
+                for _, p in predict(exams, args.bundle, args.batch_slices, args.tta, progress)]
+    except BundleError as e:
+        print(f"predict: {e}", file=sys.stderr)
+        return 2
+    write_atomic(args.output_csv, rows)
+    if not args.quiet:
+        print(f"\npredict: wrote {len(rows)} rows to {args.output_csv} in {time.perf_counter() - start:.1f} s",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Look at one exam: the three planes side by side, as a PNG, an animated GIF or Jupyter sliders."""
+
+import numpy as np
+
+import _paths  # noqa: F401
+from mrnet.contract import PLANES
+from mrnet.layout import load_exam
+
+
+def case_figure(exam, slices=None, title=""):
+    """Matplotlib figure of the three planes at the given slice indices (default: middle slices)."""
+    import matplotlib.pyplot as plt
+
+    slices = slices or {p: exam[p].shape[0] // 2 for p in PLANES}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    for ax, plane in zip(axes, PLANES):
+        k = int(np.clip(slices[plane], 0, exam[plane].shape[0] - 1))
+        ax.imshow(exam[plane][k], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{plane}  slice {k + 1}/{exam[plane].shape[0]}")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def case_png(exam, out, slices=None, title=""):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = case_figure(exam, slices, title)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def case_gif(exam, out, frames=None, ms_per_frame=120):
+    """Scroll all three planes together, each through its own slice count, side by side."""
+    from PIL import Image
+
+    frames = frames or max(a.shape[0] for a in exam.values())
+    images = []
+    for t in range(frames):
+        row = [np.asarray(exam[p][min(int(t * exam[p].shape[0] / frames), exam[p].shape[0] - 1)]) for p in PLANES]
+        gap = np.zeros((256, 4), np.uint8)
+        images.append(Image.fromarray(np.concatenate([row[0], gap, row[1], gap, row[2]], axis=1)))
+    images[0].save(out, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
+
+
+def browse(data_dir, split="valid"):
+    """Interactive viewer for Jupyter: a case selector and one slice slider per plane."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from mrnet.layout import series_cases
+
+    cases = series_cases(data_dir, split, "sagittal")
+    case = w.Dropdown(options=cases, description="case")
+    sliders = {p: w.IntSlider(0, 0, 1, description=p) for p in PLANES}
+    out = w.Output()
+
+    def redraw(*_):
+        exam = load_exam(data_dir, split, case.value)
+        with out:
+            out.clear_output(wait=True)
+            fig = case_figure(exam, {p: sliders[p].value for p in PLANES}, f"{split} case {case.value}")
+            plt.show(fig)
+
+    def new_case(*_):
+        exam = load_exam(data_dir, split, case.value)
+        for p in PLANES:
+            sliders[p].max = exam[p].shape[0] - 1
+            sliders[p].value = exam[p].shape[0] // 2
+        redraw()
+
+    case.observe(new_case, "value")
+    for s in sliders.values():
+        s.observe(redraw, "value")
+    display(w.VBox([case, w.HBox(list(sliders.values())), out]))
+    new_case()
