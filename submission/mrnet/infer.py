@@ -18,11 +18,14 @@ from mrnet.series import read_data
 def load_bundle(bundle):
     """(manifest, combiner, {plane: loaded SavedModel}); raises BundleError before loading any model.
 
+    The bundle is verified before TensorFlow is imported: a broken bundle fails fast, in one line.
     The loaded objects themselves are kept: holding only their `serve` lets the variables be freed.
     """
+    from importlib.metadata import version
+
+    manifest, combiner = verify(bundle, version("tensorflow"))
     import tensorflow as tf
 
-    manifest, combiner = verify(bundle, tf.__version__)
     models = {plane: tf.saved_model.load(str(Path(bundle) / plane)) for plane in PLANES}
     return manifest, combiner, models
 

@@ -7,7 +7,7 @@ it again. Size and contrast are drawn per exam: some tears are obvious, some are
 import numpy as np
 
 from phantom.anatomy import cartilage_point
-from phantom.shapes import capsule, ellipsoid, slab
+from phantom.shapes import capsule, ellipsoid, meniscus, slab
 
 # Real training split (CONTRACT.md): both tears, ACL only, meniscus only, abnormal without tear, normal.
 JOINT = {(1, 1, 1): 125, (1, 1, 0): 83, (1, 0, 1): 272, (1, 0, 0): 433, (0, 0, 0): 217}
@@ -53,8 +53,10 @@ def meniscal_tear(rng, landmarks):
     clip = [(point + e * extent * np.array(ax, np.float32), e * np.array(ax, np.float32))
             for ax in ([1, 0, 0], [0, 1, 0]) for e in (1, -1)]
     contrast = rng.uniform(0.6, 1.0)
-    return [slab(point, normal, half_width, (point, extent * 1.5), ("fluid", contrast),
-                 f"meniscal tear {side} {horn}", clip=clip)], side
+    tear = slab(point, normal, half_width, (point, extent * 1.5), ("fluid", contrast),
+                f"meniscal tear {side} {horn}", clip=clip)
+    tear.within = meniscus(c, m["r_in"], m["r_out"], m["height"], m["inward_x"], m["gap"], "meniscus")
+    return [tear], side
 
 
 def other_findings(rng, landmarks, abnormal, required):

@@ -18,6 +18,7 @@ class Shape:
     bound: tuple  # (centre xyz, radius) of a sphere holding the shape, for culling
     name: str = ""
     clip: list = field(default_factory=list)  # half-spaces (point, outward normal): inside keeps n.(q-p) <= 0
+    within: "Shape | None" = None  # intersect with this shape (a tear stays inside its meniscus)
 
 
 def _dot(q, point, normal):
@@ -70,6 +71,8 @@ def signed_distance(shape, q):
         raise ValueError(f"unknown shape kind {shape.kind}")
     for point, normal in shape.clip:
         d = np.maximum(d, _dot(q, point, normal))
+    if shape.within is not None:
+        d = np.maximum(d, signed_distance(shape.within, q))
     return d
 
 

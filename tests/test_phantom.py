@@ -1,0 +1,101 @@
+"""The phantom: exact MRNet format, deterministic, real-looking intensities, findings where they belong."""
+
+import filecmp
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from mrnet.layout import read_labels
+from mrnet.validate import validate_dataset
+from phantom.exam import make_exam
+from phantom.writer import write_phantom
+
+# CONTRACT.md, measured on 32 real exams: mean and sd of series means, share of pixels < 10 (%)
+REAL = {"sagittal": (58.4, 4.7, 5), "coronal": (58.7, 6.6, 31), "axial": (63.1, 7.3, 13)}
+
+
+def test_layout_is_valid_mrnet(tiny_phantom):
+    validate_dataset(tiny_phantom)
+    labels = read_labels(tiny_phantom)
+    assert len(labels.loc["train"]) == 12 and len(labels.loc["valid"]) == 6
+    assert (tiny_phantom / "train-acl.csv").read_text().splitlines()[0] == "0000," + str(labels.iloc[0]["acl"])
+    lines = (tiny_phantom / "valid-paths.csv").read_text().splitlines()
+    assert lines[:3] == [f"MRNet-v1.0/valid/{p}/0012.npy" for p in ("sagittal", "coronal", "axial")]
+    series = np.load(tiny_phantom / "valid" / "coronal" / "0012.npy", allow_pickle=False)
+    assert series.dtype == np.uint8 and series.shape[1:] == (256, 256) and 17 <= series.shape[0] <= 61
+
+
+def test_same_seed_gives_identical_bytes(tiny_phantom, tmp_path):
+    again = write_phantom(tmp_path / "MRNet-v1.0", n_train=12, n_valid=6, seed=3, render_size=64, workers=2,
+                          progress=False)
+    cmp = filecmp.dircmp(tiny_phantom, again)
+    names = [p.relative_to(tiny_phantom) for p in tiny_phantom.rglob("*") if p.is_file()]
+    match, mismatch, errors = filecmp.cmpfiles(tiny_phantom, again, names, shallow=False)
+    assert not mismatch and not errors and len(match) == len(names) > 50
+    assert not cmp.left_only and not cmp.right_only
+
+
+def test_intensities_match_real_series():
+    stats = {p: [] for p in REAL}
+    for i in range(12):
+        for plane, s in make_exam(11, i)["series"].items():
+            stats[plane].append((s.mean(), (s < 10).mean() * 100, (s == 255).mean() * 100))
+    for plane, (mean, sd, dark) in REAL.items():
+        v = np.array(stats[plane])
+        assert abs(v[:, 0].mean() - mean) < 2 * sd, (plane, v[:, 0].mean())
+        assert abs(v[:, 1].mean() - dark) < 10, (plane, v[:, 1].mean())
+        assert 0.4 < v[:, 2].mean() < 1.6, (plane, v[:, 2].mean())  # about 1 % saturate at 255
+
+
+def test_findings_sit_in_their_anatomy():
+    acl_seen = men_seen = 0
+    for i in range(40):
+        exam = make_exam(5, i, with_masks=True)
+        abnormal, acl, men = exam["labels"]
+        assert abnormal >= max(acl, men)  # every tear is abnormal
+        if not abnormal:
+            assert exam["findings"] == []
+        for plane, masks in exam["masks"].items():
+            for name, mask in masks.items():
+                if name == "ACL tear" and mask.any():
+                    acl_seen += 1
+                    # the tear interrupts the ligament: it overlaps where the ACL was drawn
+                    assert (mask & masks["ACL"]).sum() > 0.2 * mask.sum()
+                if name.startswith("meniscal tear") and mask.any():
+                    men_seen += 1
+                    side = name.split()[2]
+                    inside = (mask & masks[f"{side} meniscus"]).sum() / mask.sum()
+                    assert inside > 0.5, (i, plane, name, inside)
+                    # only on slices where that meniscus is
+                    assert not (mask.any(axis=(1, 2)) & ~masks[f"{side} meniscus"].any(axis=(1, 2))).any()
+    assert acl_seen > 0 and men_seen > 0
+
+
+def _stat_features(i):
+    exam = make_exam(21, i)
+    row = []
+    for s in exam["series"].values():
+        row += [s.mean(), s.std(), *np.percentile(s, [5, 25, 50, 75, 95, 99])]
+    return row, exam["labels"]
+
+
+@pytest.mark.slow
+def test_no_intensity_shortcut():
+    """Simple per-plane intensity statistics must not predict the labels (mean AUC <= 0.70, 200 exams)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with mp.get_context("fork").Pool(2) as pool:
+        rows = pool.map(_stat_features, range(200))
+    x = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    aucs = []
+    for t in range(3):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        p = cross_val_predict(clf, x, y[:, t], cv=5, method="predict_proba")[:, 1]
+        aucs.append(roc_auc_score(y[:, t], p))
+    assert np.mean(aucs) <= 0.70, aucs
