@@ -5,6 +5,7 @@
 
 import argparse
 import time
+from pathlib import Path
 
 import _paths  # noqa: F401
 from phantom.writer import DEFAULTS, write_phantom
@@ -21,11 +22,42 @@ def main(argv=None):
     ap.add_argument("--label-noise", type=float, default=DEFAULTS["label_noise"],
                     help="probability of flipping each label, as report-derived labels do (%(default)s)")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    ap.add_argument("--montage", type=Path, help="also write a PNG montage of the first exams (mid slices)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     out = write_phantom(args.out, args.n_train, args.n_valid, args.seed, args.render_size, args.label_noise,
                         args.workers)
     print(f"wrote {args.n_train + args.n_valid} exams to {out} in {time.perf_counter() - start:.1f} s")
+    if args.montage:
+        montage(out, args.montage)
+        print(f"wrote {args.montage}")
+
+
+def montage(data_dir, out, rows=4):
+    """Middle-ish slices of the first exams, three planes per row, with their findings."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mrnet.contract import PLANES
+    from mrnet.layout import load_exam
+    from phantom.writer import read_truth
+
+    truth = read_truth(data_dir)["exams"]
+    cases = sorted(truth)[:rows]
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows))
+    for r, case in enumerate(cases):
+        exam = load_exam(data_dir, truth[case]["split"], case)
+        for c, plane in enumerate(PLANES):
+            hits = [k for v in truth[case]["lesion_slices"][plane].values() for k in v]
+            k = hits[len(hits) // 2] if hits else exam[plane].shape[0] // 2
+            axes[r, c].imshow(exam[plane][k], cmap="gray", vmin=0, vmax=255)
+            axes[r, c].set_title(f"{case} {plane} {k + 1}/{exam[plane].shape[0]}", fontsize=8)
+            axes[r, c].axis("off")
+        axes[r, 0].text(0, 270, ", ".join(truth[case]["findings"]) or "normal", fontsize=8, va="top")
+    fig.tight_layout()
+    fig.savefig(out, dpi=70)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
