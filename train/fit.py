@@ -15,12 +15,16 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import _paths  # noqa: F401
 from _paths import ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Our datasets are finite and reshuffled per epoch by design; Keras warns about both.
+warnings.filterwarnings("ignore", message=".*ran out of data.*")
+warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 
 def parse_args(argv=None):
@@ -93,7 +97,7 @@ def main(argv=None):
     from export import export_plane
     from losses import WeightedBCE, positive_weights
     from model import build_model
-    from pipeline import make_dataset
+    from pipeline import count_batches, make_dataset
     from report import auc_table, plot_curves, print_table
 
     keras.utils.set_random_seed(args.seed)
@@ -112,10 +116,12 @@ def main(argv=None):
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     pos_weight = positive_weights(splits["fit"][list(TASKS)].values)
 
+    def plane_paths(plane, name):
+        return [series_path(data_dir, source[name], plane, c) for c in splits[name].index]
+
     def plane_data(plane, name, shuffle):
-        frame = splits[name]
-        paths = [series_path(data_dir, source[name], plane, c) for c in frame.index]
-        return make_dataset(paths, frame[list(TASKS)].values, args.batch_slices, shuffle, seed=args.seed)
+        return make_dataset(plane_paths(plane, name), splits[name][list(TASKS)].values, args.batch_slices, shuffle,
+                            seed=args.seed)
 
     def model_config():
         return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
@@ -135,7 +141,7 @@ def main(argv=None):
         else:
             plane_dir.mkdir(parents=True, exist_ok=True)
             fit_ds, tune_ds = plane_data(plane, "fit", True), plane_data(plane, "tune", False)
-            steps = sum(1 for _ in fit_ds.take(10_000).map(lambda x, y: 0))
+            steps = count_batches(plane_paths(plane, "fit"), args.batch_slices)
             with strategy.scope():
                 model = build_model(**model_config())
                 schedule = keras.optimizers.schedules.CosineDecay(

@@ -32,6 +32,12 @@ def pack(order, counts, budget):
     return batches
 
 
+def count_batches(paths, budget):
+    """Batches in one epoch, from the headers alone (in file order; shuffled epochs differ by a batch or so)."""
+    counts = [info[0][0] for info in headers(paths)]
+    return len(pack(range(len(counts)), counts, budget))
+
+
 def read_batch(paths, infos, labels, members):
     """Concatenate the members' series; exam ids 0..B-1 in order (sorted, as ExamPool needs)."""
     arrays = [read_data(paths[i], infos[i]) for i in members]
