@@ -19,7 +19,6 @@ def series_stats(path):
     sub = a[::2, ::2, ::2].astype(np.float32)
     fg = sub >= FOREGROUND
     per_slice_fg = fg.mean(axis=(1, 2))
-    rows, cols = np.nonzero(fg.any(axis=0))
     weight = fg.sum(axis=0)
     total = max(weight.sum(), 1)
     yy, xx = np.indices(weight.shape)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mrnet.contract import PLANES
 from mrnet.problems import InputError, Problem
-from mrnet.series import header_info, header_problem, read_data, value_problem
+from mrnet.series import check_series
 
 
 @dataclass
@@ -45,17 +45,7 @@ def read_input(csv_path):
                                            f"(line {seen[(key, plane)]})"))
             continue
         seen[(key, plane)] = lineno
-        try:
-            info = header_info(path)
-        except ValueError as e:
-            problems.append(Problem(where, f"{entry}: {e}"))
-            continue
-        reason = header_problem(info[0], info[1], strict_uint8=False)
-        if reason is None and info[1].name != "uint8":
-            try:
-                reason = value_problem(read_data(path, info))
-            except ValueError as e:
-                reason = str(e)
+        info, reason = check_series(path, strict_uint8=False)
         if reason:
             problems.append(Problem(where, f"{entry}: {reason}"))
             continue

@@ -74,16 +74,22 @@ def value_problem(array):
     return None
 
 
-def check_series(path, strict_uint8=True, check_values=False):
-    """Reason the file is not a usable series, or None."""
+def check_series(path, strict_uint8=True):
+    """(header info or None, reason the file is not a usable series or None).
+
+    Non-uint8 arrays (accepted only when not `strict_uint8`) are also checked value by value.
+    """
     try:
-        shape, dtype = read_header(path)
+        info = header_info(path)
     except ValueError as e:
-        return str(e)
-    reason = header_problem(shape, dtype, strict_uint8)
-    if reason is None and check_values and dtype != np.uint8:
-        reason = value_problem(open_series(path))
-    return reason
+        return None, str(e)
+    reason = header_problem(info[0], info[1], strict_uint8)
+    if reason is None and info[1] != np.uint8:
+        try:
+            reason = value_problem(read_data(path, info))
+        except ValueError as e:
+            reason = str(e)
+    return info, reason
 
 
 def open_series(path):

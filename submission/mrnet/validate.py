@@ -27,7 +27,7 @@ def dataset_problems(data_dir, splits=SPLITS):
                                         f"series of case {case} has no labels in {split}-*.csv"))
             for case in sorted(on_disk & labelled):
                 path = series_path(data_dir, split, plane, case)
-                reason = check_series(path, strict_uint8=True)
+                _, reason = check_series(path, strict_uint8=True)
                 if reason:
                     problems.append(Problem(str(path), reason))
     return problems
