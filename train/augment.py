@@ -10,6 +10,8 @@ import math
 import keras
 from keras import ops
 
+from ragged import exam_ids
+
 
 @keras.saving.register_keras_serializable("mrnet")
 class ExamAugment(keras.layers.Layer):
@@ -23,10 +25,11 @@ class ExamAugment(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
-        images, exam_ids = inputs
+        images, counts = inputs
         if not training:
             return images
-        n_exams = ops.max(exam_ids) + 1
+        n_exams = ops.shape(counts)[0]
+        ids = exam_ids(counts, ops.shape(images)[0])
         size = ops.cast(ops.shape(images)[1], "float32")
         scale_px = size / 256.0  # shifts are given at the native 256 px
         angle = keras.random.uniform((n_exams,), -1, 1, seed=self.generator) * self.rotation_deg * math.pi / 180
@@ -44,10 +47,10 @@ class ExamAugment(keras.layers.Layer):
         b2 = c - b0 * c - b1 * c + ty
         zeros = ops.zeros_like(a0)
         transforms = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        per_slice = ops.take(transforms, exam_ids, axis=0)
+        per_slice = ops.take(transforms, ids, axis=0)
         moved = ops.image.affine_transform(images, per_slice, interpolation="bilinear", fill_mode="constant",
                                            fill_value=self.fill)
-        return moved * ops.take(gain, exam_ids, axis=0)[:, None, None, None]
+        return moved * ops.take(gain, ids, axis=0)[:, None, None, None]
 
     def get_config(self):
         return {**super().get_config(), "rotation_deg": self.rotation_deg, "shift_px": self.shift_px,

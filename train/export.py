@@ -15,8 +15,7 @@ def export_plane(model, folder):
     @tf.function(input_signature=[tf.TensorSpec([None, 256, 256], tf.uint8, name="slices"),
                                   tf.TensorSpec([None], tf.int32, name="counts")])
     def serve(slices, counts):
-        exam_ids = tf.repeat(tf.range(tf.shape(counts)[0], dtype=tf.int32), counts)
-        logits = tf.cast(model({"slices": slices, "exam_ids": exam_ids}, training=False), tf.float32)
+        logits = tf.cast(model({"slices": slices, "counts": counts}, training=False), tf.float32)
         return {"logits": logits, "probabilities": tf.sigmoid(logits)}
 
     archive.add_endpoint("serve", serve)

@@ -76,6 +76,7 @@ def main(argv=None):
     from mrnet.problems import InputError
     from mrnet.validate import validate_dataset
     from phantom.writer import default_phantom
+    from splits import split
 
     data_dir = args.data_dir or default_phantom()
     try:
@@ -83,12 +84,8 @@ def main(argv=None):
     except InputError as e:
         sys.exit(f"fit: {e}")
     labels = read_labels(data_dir)
-    train, valid = labels.loc["train"], labels.loc["valid"]
-    rng = np.random.default_rng(args.seed)
-    tune_mask = rng.random(len(train)) < args.tune_fraction
-    splits = {"fit": train[~tune_mask], "tune": train[tune_mask], "valid": valid}
-    source = {"fit": "train", "tune": "train", "valid": "valid"}
-    print(f"data: {data_dir}  fit {len(splits['fit'])}  tune {len(splits['tune'])}  valid {len(valid)} exams")
+    splits, source = split(labels, args.tune_fraction, args.seed)
+    print(f"data: {data_dir}  " + "  ".join(f"{name} {len(frame)}" for name, frame in splits.items()) + " exams")
 
     # ---- devices ---------------------------------------------------------------------------------
     import keras
@@ -99,6 +96,7 @@ def main(argv=None):
     from model import build_model
     from pipeline import count_batches, make_dataset
     from report import auc_table, plot_curves, print_table
+    from schedule import adamw
 
     keras.utils.set_random_seed(args.seed)
     gpus = tf.config.list_physical_devices("GPU")
@@ -144,10 +142,7 @@ def main(argv=None):
             steps = count_batches(plane_paths(plane, "fit"), args.batch_slices)
             with strategy.scope():
                 model = build_model(**model_config())
-                schedule = keras.optimizers.schedules.CosineDecay(
-                    args.lr * 0.1, decay_steps=max(1, steps * args.epochs - steps), warmup_target=args.lr,
-                    warmup_steps=steps)
-                model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
+                model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs),
                               loss=WeightedBCE(pos_weight),
                               metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
                                                          num_thresholds=500)],

@@ -1,7 +1,7 @@
 """The per-plane model: a 2-D CNN over every slice, pooled over space, then over each exam's slices.
 
 Inputs are ragged without padding: `slices` holds every slice of the batch's exams back to back
-(the CNN's batch axis), `exam_ids` says which exam each slice belongs to (0..B-1, in order).
+(the CNN's batch axis), `counts` holds each exam's slice count, in order (see ragged.py).
 Output: three logits per exam (abnormal, ACL, meniscus). Keras layers and keras.ops only.
 """
 
@@ -10,6 +10,7 @@ from keras import layers, ops
 
 import _paths  # noqa: F401
 from augment import ExamAugment
+from ragged import exam_ids, segment_max, segment_sum
 from mrnet import preprocess
 from mrnet.contract import TASKS
 
@@ -37,18 +38,18 @@ class ExamPool(layers.Layer):
             self.score.build(input_shape[0])
 
     def call(self, inputs):
-        features, exam_ids = inputs
+        features, counts = inputs
+        n = ops.shape(counts)[0]
+        ids = exam_ids(counts, ops.shape(features)[0])
         if self.mode == "max":
-            return ops.segment_max(features, exam_ids, sorted=True)
+            return segment_max(features, ids, n)
         if self.mode == "mean":
-            total = ops.segment_sum(features, exam_ids, sorted=True)
-            count = ops.segment_sum(ops.ones_like(features[:, :1]), exam_ids, sorted=True)
-            return total / count
+            return segment_sum(features, ids, n) / ops.cast(counts, features.dtype)[:, None]
         logit = self.score(features)  # (N, 1): softmax within each exam
-        peak = ops.take(ops.segment_max(logit, exam_ids, sorted=True), exam_ids, axis=0)
+        peak = ops.take(segment_max(logit, ids, n), ids, axis=0)
         weight = ops.exp(logit - peak)
-        norm = ops.take(ops.segment_sum(weight, exam_ids, sorted=True), exam_ids, axis=0)
-        return ops.segment_sum(features * weight / norm, exam_ids, sorted=True)
+        norm = ops.take(segment_sum(weight, ids, n), ids, axis=0)
+        return segment_sum(features * weight / norm, ids, n)
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
@@ -83,16 +84,18 @@ def applications_backbone(name, weights, input_size):
 
 
 def build_model(backbone="compact", pooling="max", input_size=128, width=16, weights="none", dropout=0.3,
-                augment=True, seed=0, space_pool="avg", rotate=25.0, shift=25.0):
+                augment=True, seed=0, space_pool="avg", rotate=25.0, shift=25.0, pool_on="features"):
+    """`pool_on`: pool slice features then score the exam (the MRNet paper's order), or score every
+    slice then pool the slice logits (each slice is a candidate finding; its score is the explanation)."""
     slices = keras.Input((256, 256), dtype="uint8", name="slices")
-    exam_ids = keras.Input((), dtype="int32", name="exam_ids")
+    counts = keras.Input((), dtype="int32", name="counts")
     x = layers.Reshape((256, 256, 1))(ops.cast(slices, "float32"))
     if input_size != 256:
         x = layers.AveragePooling2D(256 // input_size, name="resample")(x)
     x = layers.Rescaling(1 / preprocess.STD, -preprocess.MEAN / preprocess.STD, name="normalise")(x)
     if augment:
         x = ExamAugment(rotate, shift, fill=-preprocess.MEAN / preprocess.STD, seed=seed, name="augment")(
-            [x, exam_ids])
+            [x, counts])
     net = compact_backbone(width) if backbone == "compact" else applications_backbone(backbone, weights, input_size)
     x = net(x)
     if space_pool == "avg":
@@ -101,7 +104,12 @@ def build_model(backbone="compact", pooling="max", input_size=128, width=16, wei
         x = layers.GlobalMaxPooling2D(name="space_pool")(x)
     else:  # both: the average sees diffuse findings (effusion), the max sees small ones (a tear line)
         x = layers.Concatenate(name="space_pool")([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
-    x = ExamPool(pooling, name="slice_pool")([x, exam_ids])
-    x = layers.Dropout(dropout, seed=seed)(x)
-    logits = layers.Dense(len(TASKS), name="logits")(x)
-    return keras.Model({"slices": slices, "exam_ids": exam_ids}, logits, name=f"mrnet_{backbone}_{pooling}")
+    if pool_on == "features":
+        x = ExamPool(pooling, name="slice_pool")([x, counts])
+        x = layers.Dropout(dropout, seed=seed)(x)
+        logits = layers.Dense(len(TASKS), name="logits")(x)
+    else:
+        x = layers.Dropout(dropout, seed=seed)(x)
+        x = layers.Dense(len(TASKS), name="slice_logits")(x)
+        logits = ExamPool(pooling, name="logits")([x, counts])
+    return keras.Model({"slices": slices, "counts": counts}, logits, name=f"mrnet_{backbone}_{pooling}")

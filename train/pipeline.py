@@ -39,15 +39,14 @@ def count_batches(paths, budget):
 
 
 def read_batch(paths, infos, labels, members):
-    """Concatenate the members' series; exam ids 0..B-1 in order (sorted, as ExamPool needs)."""
+    """Concatenate the members' series, with each one's slice count in the same order."""
     arrays = [read_data(paths[i], infos[i]) for i in members]
-    slices = np.concatenate(arrays, axis=0)
-    ids = np.repeat(np.arange(len(arrays), dtype=np.int32), [a.shape[0] for a in arrays])
-    return slices, ids, labels[members].astype(np.float32)
+    counts = np.array([a.shape[0] for a in arrays], np.int32)
+    return np.concatenate(arrays, axis=0), counts, labels[members].astype(np.float32)
 
 
 def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2):
-    """A dataset of ({'slices', 'exam_ids'}, labels) batches; reshuffled and repacked every epoch."""
+    """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch."""
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
     infos = headers(paths)
@@ -62,12 +61,12 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2)
             yield np.array(members, np.int32)
 
     def load(members):
-        slices, ids, y = tf.numpy_function(lambda m: read_batch(paths, infos, labels, m), [members],
+        slices, counts, y = tf.numpy_function(lambda m: read_batch(paths, infos, labels, m), [members],
                                            [tf.uint8, tf.int32, tf.float32], stateful=False)
         slices.set_shape([None, 256, 256])
-        ids.set_shape([None])
+        counts.set_shape([None])
         y.set_shape([None, labels.shape[1]])
-        return {"slices": slices, "exam_ids": ids}, y
+        return {"slices": slices, "counts": counts}, y
 
     ds = tf.data.Dataset.from_generator(plans, output_signature=tf.TensorSpec([None], tf.int32))
     options = tf.data.Options()

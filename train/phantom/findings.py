@@ -23,13 +23,13 @@ def acl_tear(rng, landmarks):
     """Fibre discontinuity: a fluid-filled gap in the ACL, with fluid pooling in the notch."""
     p0, p1 = landmarks["acl"]
     t = rng.uniform(0.35, 0.65)
-    gap = rng.uniform(3.0, 8.0)
+    gap = rng.uniform(6.0, 12.0)
     axis = (p1 - p0) / np.linalg.norm(p1 - p0)
     mid = p0 + t * (p1 - p0)
-    contrast = rng.uniform(0.55, 1.0)
+    contrast = rng.uniform(0.75, 1.0)
     return [
-        ellipsoid(mid + [0, 0, 1.0], rng.uniform([4, 5, 4], [7, 9, 7]), ("fluid", contrast * 0.8), "ACL notch fluid"),
-        capsule(mid - axis * gap / 2, mid + axis * gap / 2, 4.6, ("fluid", contrast), "ACL tear"),
+        ellipsoid(mid + [0, 0, 1.0], rng.uniform([6, 7, 6], [9, 11, 9]), ("fluid", contrast * 0.8), "ACL notch fluid"),
+        capsule(mid - axis * gap / 2, mid + axis * gap / 2, 5.5, ("fluid", contrast), "ACL tear"),
     ]
 
 
@@ -47,12 +47,12 @@ def meniscal_tear(rng, landmarks):
         normal = [rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15), 1.0]
     else:  # vertical tear through the horn, radial-ish
         normal = [np.cos(angle), sign * np.sin(angle) * 0.3, rng.uniform(-0.3, 0.3)]
-    half_width = rng.uniform(0.45, 0.9)
-    extent = rng.uniform(4.5, 7.5)
+    half_width = rng.uniform(0.9, 1.5)
+    extent = rng.uniform(7.0, 10.0)
     # keep the line inside one horn: a box of `extent` mm around the tear point
     clip = [(point + e * extent * np.array(ax, np.float32), e * np.array(ax, np.float32))
             for ax in ([1, 0, 0], [0, 1, 0]) for e in (1, -1)]
-    contrast = rng.uniform(0.6, 1.0)
+    contrast = rng.uniform(0.8, 1.0)
     tear = slab(point, normal, half_width, (point, extent * 1.5), ("fluid", contrast),
                 f"meniscal tear {side} {horn}", clip=clip)
     tear.within = meniscus(c, m["r_in"], m["r_out"], m["height"], m["inward_x"], m["gap"], "meniscus")
