@@ -26,6 +26,10 @@ def parse_args(argv=None):
     ap.add_argument("--bundle", type=Path, default=HERE / "bundle", help="frozen bundle (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=256, help="slices per plane per batch (%(default)s)")
     ap.add_argument("--tta", action="store_true", help="average with left-right mirrored slices")
+    ap.add_argument("--explain", type=Path, metavar="DIR",
+                    help="also write one PNG per exam to DIR: decisive slice and map per plane, slice scores")
+    ap.add_argument("--explain-task", default="acl", choices=["abnormal", "acl", "meniscus"],
+                    help="task whose map and decisive slices the PNGs show (%(default)s)")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return ap.parse_args(argv)
 
@@ -41,6 +45,23 @@ def write_atomic(path, lines):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def explain_all(exams, rows, args):
+    """A second pass over the exams, one at a time: explanations are for reading, not for speed."""
+    from mrnet.explain import explain_exam, figure
+    from mrnet.infer import load_bundle
+
+    _, _, models = load_bundle(args.bundle)
+    args.explain.mkdir(parents=True, exist_ok=True)
+    for i, (exam, row) in enumerate(zip(exams, rows), 1):
+        probabilities = [float(v) for v in row.split(",")]
+        figure(exam.key, explain_exam(models, exam), probabilities, args.explain_task,
+               args.explain / f"{exam.key}.png")
+        if not args.quiet:
+            print(f"\rpredict: explained {i}/{len(exams)} exams", end="", file=sys.stderr, flush=True)
+    if not args.quiet:
+        print(f"\npredict: explanations in {args.explain}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -75,6 +96,8 @@ def main(argv=None):
         print(f"predict: {e}", file=sys.stderr)
         return 2
     write_atomic(args.output_csv, rows)
+    if args.explain:
+        explain_all(exams, rows, args)
     if not args.quiet:
         print(f"\npredict: wrote {len(rows)} rows to {args.output_csv} in {time.perf_counter() - start:.1f} s",
               file=sys.stderr)

@@ -41,9 +41,9 @@ def parse_args(argv=None):
     ap.add_argument("--pooling", default="max", choices=["max", "mean", "attention"], help="over slices")
     ap.add_argument("--space-pool", default="avgmax", choices=["avg", "max", "avgmax"],
                     help="global pooling over each slice's feature map (%(default)s)")
-    ap.add_argument("--input-size", type=int, default=128, choices=[128, 256],
-                    help="in-plane resolution the CNN sees; 128 = 2x2 average of the 256 series (%(default)s)")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--input-size", type=int, default=64, choices=[64, 128, 256],
+                    help="in-plane resolution the CNN sees, by block-averaging the 256 series (%(default)s; see README: Resolution)")
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--patience", type=int, default=4, help="early stopping on tuning mean AUC (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -59,6 +59,8 @@ def parse_args(argv=None):
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
     ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored"],
                     help="auto: MirroredStrategy over all GPUs when there are several (%(default)s)")
+    ap.add_argument("--cpu-replicas", type=int, default=1,
+                    help="split the CPU into N logical devices (tests the multi-replica path without GPUs)")
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="auto: on when a GPU is present")
     ap.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
     return ap.parse_args(argv)
@@ -99,13 +101,19 @@ def main(argv=None):
     from schedule import adamw
 
     keras.utils.set_random_seed(args.seed)
+    if args.cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
     xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
     use_mirrored = args.strategy == "mirrored" or (args.strategy == "auto" and len(gpus) > 1)
-    strategy = tf.distribute.MirroredStrategy() if use_mirrored else tf.distribute.get_strategy()
-    print(f"devices: {len(gpus)} GPU(s), strategy {type(strategy).__name__}, XLA {'on' if xla else 'off'}")
+    devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices) if use_mirrored else tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    print(f"devices: {len(gpus)} GPU(s), strategy {type(strategy).__name__} over {replicas} replica(s), "
+          f"XLA {'on' if xla else 'off'}")
 
     run_dir = args.run_dir
     if not args.resume and run_dir.exists():
@@ -117,9 +125,13 @@ def main(argv=None):
     def plane_paths(plane, name):
         return [series_path(data_dir, source[name], plane, c) for c in splits[name].index]
 
-    def plane_data(plane, name, shuffle):
-        return make_dataset(plane_paths(plane, name), splits[name][list(TASKS)].values, args.batch_slices, shuffle,
-                            seed=args.seed)
+    def plane_data(plane, name, shuffle, distribute=False):
+        def build(context=None):
+            return make_dataset(plane_paths(plane, name), splits[name][list(TASKS)].values, args.batch_slices,
+                                shuffle, seed=args.seed, replicas=replicas if distribute else 1,
+                                static=distribute and (replicas > 1 or xla))
+        # one batch per replica per step, each a whole set of exams (see pipeline.make_dataset)
+        return strategy.distribute_datasets_from_function(build) if distribute and replicas > 1 else build()
 
     def model_config():
         return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
@@ -138,8 +150,8 @@ def main(argv=None):
             print(f"[{plane}] reusing finished model from {plane_dir}")
         else:
             plane_dir.mkdir(parents=True, exist_ok=True)
-            fit_ds, tune_ds = plane_data(plane, "fit", True), plane_data(plane, "tune", False)
-            steps = count_batches(plane_paths(plane, "fit"), args.batch_slices)
+            fit_ds, tune_ds = plane_data(plane, "fit", True, True), plane_data(plane, "tune", False, True)
+            steps = max(1, count_batches(plane_paths(plane, "fit"), args.batch_slices) // replicas)
             with strategy.scope():
                 model = build_model(**model_config())
                 model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs),
@@ -158,6 +170,8 @@ def main(argv=None):
             print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
             model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
                       verbose=0 if args.quiet else 1)
+            # predict on one device: every exam once, in order, whatever the strategy
+            model = build_model(**{**model_config(), "weights": "none"})
             model.load_weights(str(plane_dir / "best.weights.h5"))
             out = {name: model.predict(plane_data(plane, name, False), verbose=0) for name in splits}
             np.savez(done, **out)

@@ -97,7 +97,7 @@ def build_model(backbone="compact", pooling="max", input_size=128, width=16, wei
         x = ExamAugment(rotate, shift, fill=-preprocess.MEAN / preprocess.STD, seed=seed, name="augment")(
             [x, counts])
     net = compact_backbone(width) if backbone == "compact" else applications_backbone(backbone, weights, input_size)
-    x = net(x)
+    x = layers.Identity(name="feature_map")(net(x))  # named: explanations read the map from here
     if space_pool == "avg":
         x = layers.GlobalAveragePooling2D(name="space_pool")(x)
     elif space_pool == "max":

@@ -45,8 +45,37 @@ def read_batch(paths, infos, labels, members):
     return np.concatenate(arrays, axis=0), counts, labels[members].astype(np.float32)
 
 
-def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2):
-    """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch."""
+def static_shape(counts, budget):
+    """(exam slots, slices) that hold any packed batch plus the padding exam."""
+    slots = max(1, budget // int(min(counts)))
+    return slots, max(budget, int(max(counts))) + slots + 1
+
+
+def pad_batch(slices, counts, y, slots, total):
+    """Fill a batch to fixed shapes: 1-slice blank exams up to `slots`, then one blank exam with the
+    remaining slices. Their sample weight is 0: they change shapes, never the loss or the metrics."""
+    fillers = slots - len(counts)
+    pad = total - len(slices) - fillers
+    blank = np.zeros((fillers + pad, *slices.shape[1:]), slices.dtype)
+    counts = np.concatenate([counts, np.ones(fillers, np.int32), [pad]]).astype(np.int32)
+    weights = np.zeros(slots + 1, np.float32)
+    weights[: len(y)] = 1.0
+    y = np.concatenate([y, np.zeros((slots + 1 - len(y), y.shape[1]), np.float32)])
+    return np.concatenate([slices, blank]), counts, y, weights
+
+
+def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False):
+    """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch.
+
+    With `replicas` > 1 each batch is one replica's share (consecutive batches go to consecutive
+    replicas, as `distribute_datasets_from_function` hands them out) and an epoch's batch count is
+    cut to a multiple of `replicas`, so no replica waits for a batch that never comes. Splitting one
+    batch along axis 0 instead, as Keras does by default, would part slices from their counts.
+
+    With `static`, every batch has the same shapes (see pad_batch) and comes with sample weights:
+    XLA then compiles once instead of once per batch shape, and Keras can build a replicated model
+    from the first batch (it averages the replicas' first batches, which needs equal shapes).
+    """
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
     infos = headers(paths)
@@ -57,16 +86,24 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2)
         rng = np.random.default_rng([seed, epoch["n"]])
         epoch["n"] += 1
         order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
-        for members in pack(order, counts, budget):
+        planned = pack(order, counts, budget)
+        for members in planned[: len(planned) - len(planned) % replicas]:
             yield np.array(members, np.int32)
 
+    slots, total = static_shape(counts, budget)
+
+    def read(members):
+        batch = read_batch(paths, infos, labels, members)
+        return pad_batch(*batch, slots, total) if static else (*batch, np.ones(len(members), np.float32))
+
     def load(members):
-        slices, counts, y = tf.numpy_function(lambda m: read_batch(paths, infos, labels, m), [members],
-                                           [tf.uint8, tf.int32, tf.float32], stateful=False)
-        slices.set_shape([None, 256, 256])
-        counts.set_shape([None])
-        y.set_shape([None, labels.shape[1]])
-        return {"slices": slices, "counts": counts}, y
+        slices, n, y, w = tf.numpy_function(read, [members], [tf.uint8, tf.int32, tf.float32, tf.float32],
+                                            stateful=False)
+        slices.set_shape([total if static else None, 256, 256])
+        n.set_shape([slots + 1 if static else None])
+        y.set_shape([slots + 1 if static else None, labels.shape[1]])
+        w.set_shape([slots + 1 if static else None])
+        return ({"slices": slices, "counts": n}, y, w) if static else ({"slices": slices, "counts": n}, y)
 
     ds = tf.data.Dataset.from_generator(plans, output_signature=tf.TensorSpec([None], tf.int32))
     options = tf.data.Options()

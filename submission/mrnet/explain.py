@@ -1,0 +1,83 @@
+"""Per-exam explanation figures: where in the exam each prediction comes from.
+
+For each plane: every slice's own score for the chosen task (the strip under the image: which
+slices the pooling over slices picked up), and the class activation map of the most decisive
+slice, overlaid on it. The frozen bundle's `explain` endpoint supplies both; no model code here.
+matplotlib is imported only when explanations are asked for.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mrnet.contract import PLANES, TASKS
+from mrnet.series import read_data
+
+
+def explain_exam(models, exam):
+    """{plane: (uint8 slices, slice logits (n, 3), cams (n, h, w, 3))}."""
+    import tensorflow as tf
+
+    out = {}
+    for plane in PLANES:
+        path, info = exam.series[plane]
+        slices = read_data(path, info)
+        slices = slices if slices.dtype == np.uint8 else np.rint(slices).astype(np.uint8)
+        result = models[plane].explain(slices=tf.constant(slices), counts=tf.constant([len(slices)], tf.int32))
+        out[plane] = (slices, result["slice_logits"].numpy(), result["cam"].numpy())
+    return out
+
+
+def decisive_slices(slice_logits, task, k=1):
+    """Indices of the k slices with the highest score for the task, best first."""
+    t = TASKS.index(task)
+    return list(np.argsort(-slice_logits[:, t], kind="stable")[:k])
+
+
+def upsample(cam, size=256):
+    """Bilinear resize of a small (h, w) map to size x size, pixel centres aligned."""
+    h, w = cam.shape
+    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = cam[y0][:, x0] * (1 - fx) + cam[y0][:, x1] * fx
+    bottom = cam[y1][:, x0] * (1 - fx) + cam[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def figure(exam_key, parts, probabilities, task, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = TASKS.index(task)
+    fig, axes = plt.subplots(2, 3, figsize=(12, 5.6), gridspec_kw={"height_ratios": [4, 1]})
+    for col, plane in enumerate(PLANES):
+        slices, logits, cams = parts[plane]
+        best = decisive_slices(logits, task)[0]
+        cam = upsample(cams[best, :, :, t])
+        ax = axes[0, col]
+        ax.imshow(slices[best], cmap="gray", vmin=0, vmax=255)
+        ax.imshow(np.maximum(cam, 0), cmap="jet", alpha=0.35, vmin=0, vmax=max(float(cam.max()), 1e-6))
+        ax.set_title(f"{plane}: slice {best + 1}/{len(slices)}", fontsize=9)
+        ax.axis("off")
+        strip = axes[1, col]
+        for j, name in enumerate(TASKS):
+            strip.plot(np.arange(1, len(slices) + 1), 1 / (1 + np.exp(-logits[:, j])), lw=2 if j == t else 0.8,
+                       alpha=1 if j == t else 0.5, label=name)
+        strip.axvline(best + 1, color="k", ls=":", lw=0.8)
+        strip.set(xlim=(1, len(slices)), ylim=(0, 1), xlabel="slice")
+        strip.tick_params(labelsize=7)
+        if col == 0:
+            strip.set_ylabel("slice score", fontsize=8)
+            strip.legend(fontsize=6, loc="upper left", ncol=3)
+    title = "  ".join(f"{name} {p:.2f}" for name, p in zip(TASKS, probabilities))
+    fig.suptitle(f"exam {exam_key}: {title}   (map: {task})", fontsize=11)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    os.replace(tmp, path)
+    plt.close(fig)

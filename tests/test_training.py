@@ -1,0 +1,67 @@
+"""fit.py as users run it: killed mid-way and resumed, and on two logical CPU devices."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIT = [sys.executable, str(ROOT / "train" / "fit.py")]
+SMALL = ["--epochs", "3", "--batch-slices", "64", "--width", "8", "--quiet", "--tune-fraction", "0.5",
+         "--patience", "10"]
+
+
+def _epochs(history):
+    with open(history) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _env():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_it_stopped(tiny_phantom, tmp_path):
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL]
+    history = run / "sagittal" / "history.csv"
+    proc = subprocess.Popen(FIT + args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(_epochs(history)) >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "fit finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)  # what a lost machine or an OOM kill does: no clean-up
+    proc.wait()
+    done = _epochs(history)
+    assert 1 <= len(done) < 3 and not bundle.exists()
+
+    result = subprocess.run(FIT + args + ["--resume"], env=_env(), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # the epochs already logged were not trained again: each epoch appears once, in order
+    assert _epochs(history) == [0, 1, 2]
+    assert (bundle / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tiny_phantom, tmp_path):
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    result = subprocess.run(
+        FIT + ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL,
+               "--epochs", "2", "--strategy", "mirrored", "--cpu-replicas", "2"],
+        env=_env(), capture_output=True, text=True, timeout=500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy over 2 replica(s)" in result.stdout
+    for plane in ("sagittal", "coronal", "axial"):
+        rows = list(csv.DictReader(open(run / plane / "history.csv")))
+        assert len(rows) == 2 and all(float(r["loss"]) > 0 for r in rows)
+
+    from mrnet.bundle import verify
+    verify(bundle, None)

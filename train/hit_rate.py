@@ -1,0 +1,74 @@
+"""Do the explanations point at the lesion? A check on the phantom, where the lesion slices are known.
+
+    python train/hit_rate.py [--bundle submission/bundle] [--data-dir PHANTOM] [--k 1 3]
+
+For every validation exam with an ACL tear, the bundle's `explain` endpoint scores each sagittal
+slice for the ACL task; a hit is when one of the k best-scored slices holds the tear (the
+generator records those slices in phantom-truth.json). Chance is what k slices drawn at random
+would score on the same exams. Prints both, per k.
+"""
+
+import argparse
+from pathlib import Path
+
+import _paths  # noqa: F401
+from _paths import ROOT
+
+
+def chance(n_slices, lesion, k):
+    """P(at least one of k distinct random slices out of n lies in the lesion's m slices)."""
+    from math import comb
+
+    m = len(lesion)
+    return 1.0 - comb(n_slices - m, k) / comb(n_slices, k) if n_slices >= k else 1.0
+
+
+def hit_rates(bundle, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding="ACL tear", split="valid"):
+    """{k: (hit rate, chance rate)} and the number of exams they are over."""
+    import numpy as np
+    import tensorflow as tf
+
+    from mrnet.explain import decisive_slices
+    from mrnet.infer import load_bundle
+    from mrnet.layout import read_labels, series_path
+    from mrnet.series import open_series
+    from phantom.writer import read_truth
+
+    truth = read_truth(data_dir)
+    if truth is None:
+        raise SystemExit(f"hit_rate: {data_dir} has no phantom-truth.json; this check needs the phantom")
+    _, _, models = load_bundle(bundle)
+    labels = read_labels(data_dir).loc[split]
+    hits, base, n = {k: 0 for k in ks}, {k: 0.0 for k in ks}, 0
+    for case in labels.index[labels[task] == 1]:
+        lesion = set(truth["exams"][case]["lesion_slices"][plane].get(finding, []))
+        if not lesion:
+            continue
+        slices = np.asarray(open_series(series_path(data_dir, split, plane, case)))
+        out = models[plane].explain(slices=tf.constant(slices), counts=tf.constant([len(slices)], tf.int32))
+        logits = out["slice_logits"].numpy()
+        n += 1
+        for k in ks:
+            hits[k] += bool(lesion & {int(i) for i in decisive_slices(logits, task, k)})
+            base[k] += chance(len(slices), lesion, k)
+    return {k: (hits[k] / max(n, 1), base[k] / max(n, 1)) for k in ks}, n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, default=ROOT / "submission" / "bundle")
+    ap.add_argument("--data-dir", type=Path, help="phantom MRNet-v1.0 root (default: the default phantom)")
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 3])
+    args = ap.parse_args(argv)
+    if args.data_dir is None:
+        from phantom.writer import default_phantom
+        args.data_dir = default_phantom()
+    rates, n = hit_rates(args.bundle, args.data_dir, tuple(args.k))
+    print(f"ACL-tear exams in valid: {n}")
+    for k, (hit, base) in rates.items():
+        print(f"top-{k} sagittal slices hold the tear: {hit:.1%}  (chance {base:.1%})")
+    return rates, n
+
+
+if __name__ == "__main__":
+    main()
