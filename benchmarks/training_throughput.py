@@ -12,12 +12,16 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "train")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import _paths  # noqa: E402,F401
+
+warnings.filterwarnings("ignore", message=".*ran out of data.*")  # finite epochs, by design
+warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 
 def padded_model(ragged_model, max_slices):
@@ -49,6 +53,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=96, help="ragged slice budget (%(default)s)")
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--input-size", type=int, default=64, help="as fit.py's --input-size (%(default)s)")
     args = ap.parse_args(argv)
 
     import keras
@@ -71,12 +76,12 @@ def main(argv=None):
     per_batch = max(1, round(args.batch_slices / counts.mean()))  # the same exams per batch on average
     print(f"{len(paths)} {args.plane} exams, {real} slices (min {counts.min()}, median {int(np.median(counts))}, "
           f"max {counts.max()}); {os.cpu_count()} CPU(s), TensorFlow {tf.__version__}, GPU: "
-          f"{bool(tf.config.list_physical_devices('GPU'))}")
+          f"{bool(tf.config.list_physical_devices('GPU'))}; input {args.input_size} px")
 
     results = {}
     for name in ("ragged", "padded"):
         keras.utils.set_random_seed(0)
-        model = build_model(width=args.width, augment=False, space_pool="avgmax")
+        model = build_model(width=args.width, augment=False, space_pool="avgmax", input_size=args.input_size)
         if name == "ragged":
             data = make_dataset(paths, y, args.batch_slices, shuffle=True)
             computed = real

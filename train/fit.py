@@ -42,7 +42,8 @@ def parse_args(argv=None):
     ap.add_argument("--space-pool", default="avgmax", choices=["avg", "max", "avgmax"],
                     help="global pooling over each slice's feature map (%(default)s)")
     ap.add_argument("--input-size", type=int, default=64, choices=[64, 128, 256],
-                    help="in-plane resolution the CNN sees, by block-averaging the 256 series (%(default)s; see README: Resolution)")
+                    help="in-plane resolution the CNN sees, by block-averaging the 256 px series "
+                         "(%(default)s; README: Input resolution)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--patience", type=int, default=4, help="early stopping on tuning mean AUC (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
@@ -57,7 +58,7 @@ def parse_args(argv=None):
                     help="share of train held out for early stopping and the combiner (%(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
-    ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"],
+    ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored"],
                     help="auto: MirroredStrategy over all GPUs when there are several (%(default)s)")
     ap.add_argument("--cpu-replicas", type=int, default=1,
                     help="split the CPU into N logical devices (tests the multi-replica path without GPUs)")
@@ -110,15 +111,8 @@ def main(argv=None):
     xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
     use_mirrored = args.strategy == "mirrored" or (args.strategy == "auto" and len(gpus) > 1)
     devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
-    workers = 1
-    if args.strategy == "multiworker":  # the cluster comes from TF_CONFIG (README: several machines)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        workers = len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) or 1
-    else:
-        strategy = tf.distribute.MirroredStrategy(devices) if use_mirrored else tf.distribute.get_strategy()
+    strategy = tf.distribute.MirroredStrategy(devices) if use_mirrored else tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
-    local = max(1, replicas // workers)
-    chief = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0
     print(f"devices: {len(gpus)} GPU(s), strategy {type(strategy).__name__} over {replicas} replica(s), "
           f"XLA {'on' if xla else 'off'}")
 
@@ -136,20 +130,14 @@ def main(argv=None):
         paths, y = plane_paths(plane, name), splits[name][list(TASKS)].values
 
         def build(context=None):
-            p, t = paths, y
-            if context is not None and context.num_input_pipelines > 1:  # each worker reads its own exams
-                p, t = p[context.input_pipeline_id::context.num_input_pipelines], t[context.input_pipeline_id::
-                                                                                     context.num_input_pipelines]
-            ds = make_dataset(p, t, args.batch_slices, shuffle, seed=args.seed, replicas=local if distribute else 1,
-                              static=distribute and (replicas > 1 or xla))
-            return ds.repeat() if distribute and workers > 1 else ds  # steps are fixed per epoch (below)
+            return make_dataset(paths, y, args.batch_slices, shuffle, seed=args.seed,
+                                replicas=replicas if distribute else 1, static=distribute and (replicas > 1 or xla))
         # one batch per replica per step, each a whole set of exams (see pipeline.make_dataset)
         return strategy.distribute_datasets_from_function(build) if distribute and replicas > 1 else build()
 
     def steps_per_epoch(plane, name):
-        """Batches per replica per epoch; with several workers, the smallest worker shard's count."""
-        paths = plane_paths(plane, name)
-        return max(1, min(count_batches(paths[k::workers], args.batch_slices) for k in range(workers)) // local)
+        """Batches per replica per epoch (for the LR schedule)."""
+        return max(1, count_batches(plane_paths(plane, name), args.batch_slices) // replicas)
 
     def model_config():
         return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
@@ -186,9 +174,8 @@ def main(argv=None):
                 keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / plane), write_graph=False),
             ]
             print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
-            fixed = dict(steps_per_epoch=steps, validation_steps=steps_per_epoch(plane, "tune")) if workers > 1 else {}
             model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
-                      verbose=0 if args.quiet else 1, **fixed)
+                      verbose=0 if args.quiet else 1)
             # predict on one device: every exam once, in order, whatever the strategy
             model = build_model(**{**model_config(), "weights": "none"})
             model.load_weights(str(plane_dir / "best.weights.h5"))
@@ -223,9 +210,6 @@ def main(argv=None):
         model.load_weights(str(models[plane] / "best.weights.h5"))
         export_plane(model, folder)
 
-    if not chief:  # with several workers, the chief alone writes the bundle
-        print(f"worker done; the chief writes the bundle ({time.perf_counter() - start:.0f} s)")
-        return
     manifest = build_manifest(config, data_dir, labels, table, combiner, args.input_size)
     write_bundle(args.bundle, export, combiner, manifest)
     print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all)")

@@ -61,7 +61,8 @@ def figure(exam_key, parts, probabilities, task, path):
         cam = upsample(cams[best, :, :, t])
         ax = axes[0, col]
         ax.imshow(slices[best], cmap="gray", vmin=0, vmax=255)
-        ax.imshow(np.maximum(cam, 0), cmap="jet", alpha=0.35, vmin=0, vmax=max(float(cam.max()), 1e-6))
+        top = max(float(cam.max()), 1e-6)
+        ax.imshow(np.ma.masked_less(cam, 0.3 * top), cmap="jet", alpha=0.4, vmin=0, vmax=top)  # strongest 70 %
         ax.set_title(f"{plane}: slice {best + 1}/{len(slices)}", fontsize=9)
         ax.axis("off")
         strip = axes[1, col]

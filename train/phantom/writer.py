@@ -14,7 +14,7 @@ from phantom.exam import PLANES, make_exam
 
 TASKS = ("abnormal", "acl", "meniscus")
 GENERATOR_VERSION = 3
-DEFAULTS = dict(n_train=480, n_valid=80, seed=0, render_size=128, label_noise=0.0)
+DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0)
 CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
 
 
