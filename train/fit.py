@@ -44,8 +44,8 @@ def parse_args(argv=None):
     ap.add_argument("--input-size", type=int, default=64, choices=[64, 128, 256],
                     help="in-plane resolution the CNN sees, by block-averaging the 256 px series "
                          "(%(default)s; README: Input resolution)")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--patience", type=int, default=4, help="early stopping on tuning mean AUC (%(default)s)")
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--patience", type=int, default=6, help="early stopping on tuning mean AUC (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)

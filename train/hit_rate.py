@@ -23,13 +23,13 @@ def chance(n_slices, lesion, k):
     return 1.0 - comb(n_slices - m, k) / comb(n_slices, k) if n_slices >= k else 1.0
 
 
-def hit_rates(bundle, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding="ACL tear", split="valid"):
-    """{k: (hit rate, chance rate)} and the number of exams they are over."""
+def hit_rates(models, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding="ACL tear", split="valid"):
+    """{k: (hit rate, chance rate)} and the number of exams they are over; `models` maps a plane
+    to its loaded SavedModel (a bundle's, or one plane exported alone)."""
     import numpy as np
     import tensorflow as tf
 
     from mrnet.explain import decisive_slices
-    from mrnet.infer import load_bundle
     from mrnet.layout import read_labels, series_path
     from mrnet.series import open_series
     from phantom.writer import read_truth
@@ -37,7 +37,6 @@ def hit_rates(bundle, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding
     truth = read_truth(data_dir)
     if truth is None:
         raise SystemExit(f"hit_rate: {data_dir} has no phantom-truth.json; this check needs the phantom")
-    _, _, models = load_bundle(bundle)
     labels = read_labels(data_dir).loc[split]
     hits, base, n = {k: 0 for k in ks}, {k: 0.0 for k in ks}, 0
     for case in labels.index[labels[task] == 1]:
@@ -63,7 +62,10 @@ def main(argv=None):
     if args.data_dir is None:
         from phantom.writer import default_phantom
         args.data_dir = default_phantom()
-    rates, n = hit_rates(args.bundle, args.data_dir, tuple(args.k))
+    from mrnet.infer import load_bundle
+
+    _, _, models = load_bundle(args.bundle)
+    rates, n = hit_rates(models, args.data_dir, tuple(args.k))
     print(f"ACL-tear exams in valid: {n}")
     for k, (hit, base) in rates.items():
         print(f"top-{k} sagittal slices hold the tear: {hit:.1%}  (chance {base:.1%})")
