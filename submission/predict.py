@@ -47,19 +47,16 @@ def write_atomic(path, lines):
         raise
 
 
-def explain_all(exams, rows, args):
+def explain_all(results, models, args):
     """A second pass over the exams, one at a time: explanations are for reading, not for speed."""
     from mrnet.explain import explain_exam, figure
-    from mrnet.infer import load_bundle
 
-    _, _, models = load_bundle(args.bundle)
     args.explain.mkdir(parents=True, exist_ok=True)
-    for i, (exam, row) in enumerate(zip(exams, rows), 1):
-        probabilities = [float(v) for v in row.split(",")]
+    for i, (exam, probabilities) in enumerate(results, 1):
         figure(exam.key, explain_exam(models, exam), probabilities, args.explain_task,
                args.explain / f"{exam.key}.png")
         if not args.quiet:
-            print(f"\rpredict: explained {i}/{len(exams)} exams", end="", file=sys.stderr, flush=True)
+            print(f"\rpredict: explained {i}/{len(results)} exams", end="", file=sys.stderr, flush=True)
     if not args.quiet:
         print(f"\npredict: explanations in {args.explain}", file=sys.stderr)
 
@@ -80,8 +77,13 @@ def main(argv=None):
         print(f"predict: {args.output_csv.parent}: output folder does not exist", file=sys.stderr)
         return 2
 
-    from mrnet.infer import predict
+    from mrnet.infer import load_bundle, predict
 
+    try:
+        _, combiner, models = load_bundle(args.bundle)
+    except BundleError as e:
+        print(f"predict: {e}", file=sys.stderr)
+        return 2
     done = [0]
 
     def progress(n):
@@ -89,15 +91,11 @@ def main(argv=None):
         if not args.quiet:
             print(f"\rpredict: {done[0]}/{len(exams)} exams", end="", file=sys.stderr, flush=True)
 
-    try:
-        rows = [f"{p[0]:.8f},{p[1]:.8f},{p[2]:.8f}\n"
-                for _, p in predict(exams, args.bundle, args.batch_slices, args.tta, progress)]
-    except BundleError as e:
-        print(f"predict: {e}", file=sys.stderr)
-        return 2
+    results = list(predict(exams, combiner, models, args.batch_slices, args.tta, progress))
+    rows = [f"{p[0]:.8f},{p[1]:.8f},{p[2]:.8f}\n" for _, p in results]
     write_atomic(args.output_csv, rows)
     if args.explain:
-        explain_all(exams, rows, args)
+        explain_all(results, models, args)
     if not args.quiet:
         print(f"\npredict: wrote {len(rows)} rows to {args.output_csv} in {time.perf_counter() - start:.1f} s",
               file=sys.stderr)

@@ -38,7 +38,7 @@ def read_predictions(path, n_exams):
     import numpy as np
 
     rows = []
-    lines = [line for line in Path(path).read_text().splitlines()]
+    lines = Path(path).read_text().splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     for number, line in enumerate(lines, 1):

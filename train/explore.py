@@ -46,7 +46,7 @@ def overview(data_dir, out_dir):
     stats = pd.DataFrame(rows)
     stats["suspicious"] = flag_suspicious(stats)
 
-    print(f"\nexams per split: " + ", ".join(f"{s} {n}" for s, n in labels.groupby(level="split").size().items()))
+    print("\nexams per split: " + ", ".join(f"{s} {n}" for s, n in labels.groupby(level="split").size().items()))
     print("label prevalence (%):")
     print((labels.groupby(level="split")[list(TASKS)].mean() * 100).round(1).to_string())
     train = labels.loc[labels.index.get_level_values("split") == "train"]

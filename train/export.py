@@ -16,10 +16,10 @@ SIGNATURE = [tf.TensorSpec([None, 256, 256], tf.uint8, name="slices"),
 
 
 def explain_parts(model):
-    """(feature model: inputs -> (N, h, w, C) map, head kernel (F, 3), head bias, space_pool)."""
+    """(feature model: inputs -> (N, h, w, C) map, the Dense head scoring pooled features, space-pool mode)."""
     features = keras.Model(model.inputs, model.get_layer("feature_map").output)
-    head = model.get_layer("logits") if not any(l.name == "slice_logits" for l in model.layers) \
-        else model.get_layer("slice_logits")
+    names = {layer.name for layer in model.layers}
+    head = model.get_layer("slice_logits" if "slice_logits" in names else "logits")  # see build_model(pool_on)
     space_pool = model.get_layer("space_pool")
     mode = "avgmax" if isinstance(space_pool, keras.layers.Concatenate) else (
         "max" if isinstance(space_pool, keras.layers.GlobalMaxPooling2D) else "avg")

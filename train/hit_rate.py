@@ -27,9 +27,8 @@ def hit_rates(models, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding
     """{k: (hit rate, chance rate)} and the number of exams they are over; `models` maps a plane
     to its loaded SavedModel (a bundle's, or one plane exported alone)."""
     import numpy as np
-    import tensorflow as tf
 
-    from mrnet.explain import decisive_slices
+    from mrnet.explain import decisive_slices, plane_explanation
     from mrnet.layout import read_labels, series_path
     from mrnet.series import open_series
     from phantom.writer import read_truth
@@ -44,8 +43,7 @@ def hit_rates(models, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding
         if not lesion:
             continue
         slices = np.asarray(open_series(series_path(data_dir, split, plane, case)))
-        out = models[plane].explain(slices=tf.constant(slices), counts=tf.constant([len(slices)], tf.int32))
-        logits = out["slice_logits"].numpy()
+        logits, _ = plane_explanation(models[plane], slices)
         n += 1
         for k in ks:
             hits[k] += bool(lesion & {int(i) for i in decisive_slices(logits, task, k)})

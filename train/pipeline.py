@@ -64,8 +64,7 @@ def pad_batch(slices, counts, y, slots, total):
     return np.concatenate([slices, blank]), counts, y, weights
 
 
-def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False,
-                 shape=None):
+def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False):
     """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch.
 
     With `replicas` > 1 each batch is one replica's share (consecutive batches go to consecutive
@@ -76,8 +75,6 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
     With `static`, every batch has the same shapes (see pad_batch) and comes with sample weights:
     XLA then compiles once instead of once per batch shape, and Keras can build a replicated model
     from the first batch (it averages the replicas' first batches, which needs equal shapes).
-    `shape` (slots, slices) overrides the one derived from these exams: workers that each read a
-    share of the exams must agree on it.
     """
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
@@ -93,7 +90,7 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
         for members in planned[: len(planned) - len(planned) % replicas]:
             yield np.array(members, np.int32)
 
-    slots, total = shape or static_shape(counts, budget)
+    slots, total = static_shape(counts, budget)
 
     def read(members):
         batch = read_batch(paths, infos, labels, members)

@@ -12,20 +12,23 @@ from pathlib import Path
 import numpy as np
 
 from mrnet.contract import PLANES, TASKS
-from mrnet.series import read_data
+from mrnet.infer import read_series
+
+
+def plane_explanation(model, slices):
+    """(slice logits (n, 3), cams (n, h, w, 3)) for one plane's uint8 stack, as one exam."""
+    import tensorflow as tf
+
+    result = model.explain(slices=tf.constant(slices), counts=tf.constant([len(slices)], tf.int32))
+    return result["slice_logits"].numpy(), result["cam"].numpy()
 
 
 def explain_exam(models, exam):
     """{plane: (uint8 slices, slice logits (n, 3), cams (n, h, w, 3))}."""
-    import tensorflow as tf
-
     out = {}
     for plane in PLANES:
-        path, info = exam.series[plane]
-        slices = read_data(path, info)
-        slices = slices if slices.dtype == np.uint8 else np.rint(slices).astype(np.uint8)
-        result = models[plane].explain(slices=tf.constant(slices), counts=tf.constant([len(slices)], tf.int32))
-        out[plane] = (slices, result["slice_logits"].numpy(), result["cam"].numpy())
+        slices = read_series(*exam.series[plane])
+        out[plane] = (slices, *plane_explanation(models[plane], slices))
     return out
 
 

@@ -44,15 +44,17 @@ def chunks(exams, budget):
         yield chunk
 
 
+def read_series(path, info):
+    """One checked series as uint8 0-255 (other dtypes were checked to hold 0-255 values; rounded)."""
+    a = read_data(path, info)
+    return a if a.dtype == np.uint8 else np.rint(a).astype(np.uint8)
+
+
 def read_chunk(chunk):
-    """{plane: (uint8 slices, int32 counts)} for a chunk of exams, as uint8 0-255."""
+    """{plane: (uint8 slices, int32 counts)} for a chunk of exams."""
     out = {}
     for plane in PLANES:
-        arrays = []
-        for exam in chunk:
-            path, info = exam.series[plane]
-            a = read_data(path, info)
-            arrays.append(a if a.dtype == np.uint8 else np.rint(a).astype(np.uint8))
+        arrays = [read_series(*exam.series[plane]) for exam in chunk]
         out[plane] = (np.concatenate(arrays), np.array([a.shape[0] for a in arrays], np.int32))
     return out
 
@@ -68,9 +70,8 @@ def plane_logits(model, slices, counts, tta):
     return logits
 
 
-def predict(exams, bundle, batch_slices=256, tta=False, progress=None):
-    """Yield (exam, probabilities[3]) in input order."""
-    _, combiner, models = load_bundle(bundle)
+def predict(exams, combiner, models, batch_slices=256, tta=False, progress=None):
+    """Yield (exam, probabilities[3]) in input order; `combiner`, `models` as load_bundle returns them."""
     plan = list(chunks(exams, batch_slices))
     with ThreadPoolExecutor(1) as reader:
         pending = reader.submit(read_chunk, plan[0]) if plan else None
