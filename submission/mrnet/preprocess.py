@@ -20,5 +20,5 @@ def spec(input_size):
                    "description": "slice count of each exam, in order; every count >= 1, sum = slices"},
         "normalisation": {"mean": MEAN, "std": STD, "formula": "(x - mean) / std"},
         "model_input_size": input_size,
-        "resampling": "2x2 average pooling" if input_size == 128 else "none",
+        "resampling": "none" if input_size == 256 else "{0}x{0} block average".format(256 // input_size),
     }
