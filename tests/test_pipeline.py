@@ -3,7 +3,7 @@
 import numpy as np
 
 from model import build_model
-from pipeline import pack, pad_batch, static_shape
+from pipeline import make_dataset, pack, pad_batch, static_shape
 
 
 def test_pack_respects_budget_and_keeps_every_exam_once():
@@ -28,3 +28,22 @@ def test_padding_fills_fixed_shapes_without_changing_real_exams():
     plain = np.asarray(model({"slices": slices, "counts": counts}, training=False))
     padded = np.asarray(model({"slices": s2, "counts": c2}, training=False))
     np.testing.assert_allclose(padded[:2], plain, atol=1e-5)
+
+
+def test_worker_shards_split_one_epoch_evenly_and_completely(tiny_phantom):
+    """Multi-worker: each worker keeps every n-th of the same planned batches, so the workers run
+    the same number of steps and between them see each kept batch exactly once."""
+    from mrnet.layout import read_labels, series_path
+
+    labels = read_labels(tiny_phantom).loc["train"]
+    paths = [series_path(tiny_phantom, "train", "sagittal", c) for c in labels.index]
+    y = labels.values
+
+    def epoch(**kw):
+        ds = make_dataset(paths, y, 64, shuffle=True, seed=5, replicas=2, **kw)
+        return [tuple(x["counts"].numpy()) + (float(t.numpy().sum()),) for x, t in ds]
+
+    whole, first, second = epoch(), epoch(shard=(2, 0)), epoch(shard=(2, 1))
+    assert len(whole) >= 4 and len(whole) % 2 == 0
+    assert len(first) == len(second) == len(whole) // 2
+    assert first == whole[0::2] and second == whole[1::2]

@@ -1,7 +1,9 @@
-"""fit.py as users run it: killed mid-way and resumed, and on two logical CPU devices."""
+"""fit.py as users run it: killed mid-way and resumed, on two logical CPU devices, and as two workers."""
 
 import csv
+import json
 import os
+import socket
 import signal
 import subprocess
 import sys
@@ -59,6 +61,37 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tiny_phantom, 
         env=_env(), capture_output=True, text=True, timeout=500)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MirroredStrategy over 2 replica(s)" in result.stdout
+    for plane in ("sagittal", "coronal", "axial"):
+        rows = list(csv.DictReader(open(run / plane / "history.csv")))
+        assert len(rows) == 2 and all(float(r["loss"]) > 0 for r in rows)
+
+    from mrnet.bundle import verify
+    verify(bundle, None)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_phantom, tmp_path):
+    """MultiWorkerMirroredStrategy as on two machines: one process each, the cluster in TF_CONFIG."""
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    hosts = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
+    args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL,
+            "--epochs", "2", "--strategy", "multiworker"]
+    procs = []
+    for index in range(2):
+        config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(FIT + args, env={**_env(), "TF_CONFIG": config}, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outs = [p.communicate(timeout=400) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "over 2 replica(s), worker 1 of 2" in outs[0][0] and "worker 2 of 2" in outs[1][0]
+    assert "the chief writes the bundle" in outs[1][0]
     for plane in ("sagittal", "coronal", "axial"):
         rows = list(csv.DictReader(open(run / plane / "history.csv")))
         assert len(rows) == 2 and all(float(r["loss"]) > 0 for r in rows)

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -58,8 +59,9 @@ def parse_args(argv=None):
                     help="share of train held out for early stopping and the combiner (%(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
-    ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored"],
-                    help="auto: MirroredStrategy over all GPUs when there are several (%(default)s)")
+    ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"],
+                    help="auto: MirroredStrategy over all GPUs when there are several; multiworker: one process "
+                         "per machine, cluster from TF_CONFIG (README: several machines) (%(default)s)")
     ap.add_argument("--cpu-replicas", type=int, default=1,
                     help="split the CPU into N logical devices (tests the multi-replica path without GPUs)")
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="auto: on when a GPU is present")
@@ -94,6 +96,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
+    from distributed import build_from_spec, describe, is_chief, make_strategy, worker
     from export import export_plane
     from losses import WeightedBCE, positive_weights
     from model import build_model
@@ -101,22 +104,25 @@ def main(argv=None):
     from report import auc_table, plot_curves, print_table
     from schedule import adamw
 
-    keras.utils.set_random_seed(args.seed)
     if args.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
     gpus = tf.config.list_physical_devices("GPU")
+    strategy = make_strategy(tf, args.strategy, gpus)  # before any other TF op (multi-worker needs that)
+    keras.utils.set_random_seed(args.seed)
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
     xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
-    use_mirrored = args.strategy == "mirrored" or (args.strategy == "auto" and len(gpus) > 1)
-    devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
-    strategy = tf.distribute.MirroredStrategy(devices) if use_mirrored else tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
-    print(f"devices: {len(gpus)} GPU(s), strategy {type(strategy).__name__} over {replicas} replica(s), "
-          f"XLA {'on' if xla else 'off'}")
+    shard = worker(strategy)[::-1]  # (workers, this worker's index)
+    chief = is_chief(strategy)
+    print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
 
-    run_dir = args.run_dir
+    if args.resume and shard[0] > 1:
+        sys.exit("fit: --resume is not supported with --strategy multiworker (only the chief keeps checkpoints); "
+                 "start the run again without --resume")
+    # other workers keep their checkpoints to themselves; only the chief writes the run and the bundle
+    run_dir = args.run_dir if chief else Path(tempfile.mkdtemp(prefix="mrnet-worker-"))
     if not args.resume and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +137,8 @@ def main(argv=None):
 
         def build(context=None):
             return make_dataset(paths, y, args.batch_slices, shuffle, seed=args.seed,
-                                replicas=replicas if distribute else 1, static=distribute and (replicas > 1 or xla))
+                                replicas=replicas if distribute else 1, static=distribute and (replicas > 1 or xla),
+                                shard=shard if distribute else (1, 0))
         # one batch per replica per step, each a whole set of exams (see pipeline.make_dataset)
         return strategy.distribute_datasets_from_function(build) if distribute and replicas > 1 else build()
 
@@ -165,6 +172,8 @@ def main(argv=None):
                               metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
                                                          num_thresholds=500)],
                               jit_compile=xla)
+                if shard[0] > 1:
+                    build_from_spec(model, strategy, plane_data(plane, "tune", False).element_spec)
             callbacks = [
                 keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
                 keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
@@ -176,16 +185,25 @@ def main(argv=None):
             print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
             model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
                       verbose=0 if args.quiet else 1)
+            if not chief:
+                continue
             # predict on one device: every exam once, in order, whatever the strategy
             model = build_model(**{**model_config(), "weights": "none"})
             model.load_weights(str(plane_dir / "best.weights.h5"))
             out = {name: model.predict(plane_data(plane, name, False), verbose=0) for name in splits}
             np.savez(done, **out)
             (plane_dir / "model_config.json").write_text(json.dumps(model_config()))
+        if not chief:
+            continue
         saved = np.load(done, allow_pickle=False)
         for name in splits:
             logits[name][plane] = saved[name]
         models[plane] = plane_dir
+
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print("worker: training done; the chief writes the bundle")
+        return
 
     # ---- combiner: logistic regression per task, fit on the tuning part ------------------------------
     from combine import fit_combiner

@@ -64,7 +64,8 @@ def pad_batch(slices, counts, y, slots, total):
     return np.concatenate([slices, blank]), counts, y, weights
 
 
-def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False):
+def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False,
+                 shard=(1, 0)):
     """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch.
 
     With `replicas` > 1 each batch is one replica's share (consecutive batches go to consecutive
@@ -75,6 +76,10 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
     With `static`, every batch has the same shapes (see pad_batch) and comes with sample weights:
     XLA then compiles once instead of once per batch shape, and Keras can build a replicated model
     from the first batch (it averages the replicas' first batches, which needs equal shapes).
+
+    `shard` = (workers, index): every worker plans the same batches from the same seed and keeps
+    every workers-th one from its index, so each runs the same number of steps (distributed.py).
+    `replicas` is then the replica count over all workers.
     """
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
@@ -87,7 +92,8 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
         epoch["n"] += 1
         order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
         planned = pack(order, counts, budget)
-        for members in planned[: len(planned) - len(planned) % replicas]:
+        workers, index = shard
+        for members in planned[: len(planned) - len(planned) % replicas][index::workers]:
             yield np.array(members, np.int32)
 
     slots, total = static_shape(counts, budget)

@@ -1,0 +1,76 @@
+"""Which tf.distribute strategy trains, who writes files, and the one Keras step multi-worker needs bypassed.
+
+One GPU or CPU: the default strategy. Several GPUs in one machine: MirroredStrategy. Several
+machines: MultiWorkerMirroredStrategy, one `fit.py` process per machine, each told the cluster and
+its own place in it by the TF_CONFIG environment variable (README: several machines). Every worker
+reads the whole dataset's headers, plans the same batches from the same seed, and keeps every n-th
+batch (pipeline.make_dataset `shard`), so all workers run the same number of steps and no
+collective waits for a batch that never comes.
+"""
+
+import json
+import os
+
+
+def make_strategy(tf, kind, gpus):
+    """`kind`: auto | default | mirrored | multiworker. Multi-worker must be created before any other
+    TensorFlow op runs, so fit.py calls this straight after importing TensorFlow."""
+    if kind == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise SystemExit("fit: --strategy multiworker needs TF_CONFIG (the cluster and this worker's "
+                             "place in it) in the environment; see the README, section 'Several machines'")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy(None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")])
+    return tf.distribute.get_strategy()
+
+
+def worker(strategy):
+    """(index, count) of this process among the cluster's workers; (0, 1) without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return 0, 1
+    spec = resolver.cluster_spec().as_dict()
+    order = [("chief", i) for i in range(len(spec.get("chief", [])))] + \
+            [("worker", i) for i in range(len(spec.get("worker", [])))]
+    return order.index((resolver.task_type, int(resolver.task_id))), len(order)
+
+
+def is_chief(strategy):
+    """The chief (or worker 0 when the cluster names no chief) writes the run folder and the bundle."""
+    return worker(strategy)[0] == 0
+
+
+def build_from_spec(model, strategy, element_spec):
+    """Build loss, metrics and optimizer state from the dataset's spec instead of its first batch.
+
+    Under a strategy Keras 3.15 builds a model by all-reducing the replicas' first batch
+    (TensorFlowTrainer._maybe_symbolic_build); the collective all-reduce of MultiWorkerMirroredStrategy
+    rejects a nested batch (a dict of inputs plus labels). The build needs shapes and dtypes only,
+    which the spec has, so this builds from it and turns that step off for this model. Checked by
+    tests/test_training.py (two workers on localhost) against the pinned Keras.
+    """
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    # Keras then reduces each step's logs with strategy.reduce("MEAN", v, axis=0), which fails on
+    # scalars (tensorflow/tensorflow#72388): hand it each log as a 1-vector instead.
+    train_step, test_step = model.train_step, model.test_step
+
+    def as_vectors(logs):
+        from keras import ops
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+
+    model.train_step = lambda data: as_vectors(train_step(data))
+    model.test_step = lambda data: as_vectors(test_step(data))
+
+
+def describe(strategy):
+    index, count = worker(strategy)
+    where = f", worker {index + 1} of {count}" if count > 1 else ""
+    return f"strategy {type(strategy).__name__} over {strategy.num_replicas_in_sync} replica(s){where}"
+
+
+def tf_config(hosts, index):
+    """The TF_CONFIG for worker `index` of `hosts` (host:port strings): what each machine exports."""
+    return json.dumps({"cluster": {"worker": list(hosts)}, "task": {"type": "worker", "index": index}})
