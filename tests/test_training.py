@@ -1,7 +1,6 @@
 """fit.py as users run it: killed mid-way and resumed, on two logical CPU devices, and as two workers."""
 
 import csv
-import json
 import os
 import socket
 import signal
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from distributed import tf_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = [sys.executable, str(ROOT / "train" / "fit.py")]
@@ -84,8 +85,7 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_
             "--epochs", "2", "--strategy", "multiworker"]
     procs = []
     for index in range(2):
-        config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(FIT + args, env={**_env(), "TF_CONFIG": config}, text=True,
+        procs.append(subprocess.Popen(FIT + args, env={**_env(), "TF_CONFIG": tf_config(hosts, index)}, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     outs = [p.communicate(timeout=400) for p in procs]
     for p, (out, err) in zip(procs, outs):

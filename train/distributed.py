@@ -25,20 +25,20 @@ def make_strategy(tf, kind, gpus):
     return tf.distribute.get_strategy()
 
 
-def worker(strategy):
-    """(index, count) of this process among the cluster's workers; (0, 1) without a cluster."""
+def shard(strategy):
+    """(workers, this worker's index) in the cluster; (1, 0) without one. The chief comes first."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return 0, 1
-    spec = resolver.cluster_spec().as_dict()
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not spec:
+        return 1, 0
     order = [("chief", i) for i in range(len(spec.get("chief", [])))] + \
             [("worker", i) for i in range(len(spec.get("worker", [])))]
-    return order.index((resolver.task_type, int(resolver.task_id))), len(order)
+    return len(order), order.index((resolver.task_type, int(resolver.task_id)))
 
 
 def is_chief(strategy):
     """The chief (or worker 0 when the cluster names no chief) writes the run folder and the bundle."""
-    return worker(strategy)[0] == 0
+    return shard(strategy)[1] == 0
 
 
 def build_from_spec(model, strategy, element_spec):
@@ -66,7 +66,7 @@ def build_from_spec(model, strategy, element_spec):
 
 
 def describe(strategy):
-    index, count = worker(strategy)
+    count, index = shard(strategy)
     where = f", worker {index + 1} of {count}" if count > 1 else ""
     return f"strategy {type(strategy).__name__} over {strategy.num_replicas_in_sync} replica(s){where}"
 

@@ -96,7 +96,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from distributed import build_from_spec, describe, is_chief, make_strategy, worker
+    from distributed import build_from_spec, describe, is_chief, make_strategy, shard as worker_shard
     from export import export_plane
     from losses import WeightedBCE, positive_weights
     from model import build_model
@@ -114,7 +114,7 @@ def main(argv=None):
         keras.mixed_precision.set_global_policy("mixed_float16")
     xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
     replicas = strategy.num_replicas_in_sync
-    shard = worker(strategy)[::-1]  # (workers, this worker's index)
+    shard = worker_shard(strategy)  # (workers, this worker's index)
     chief = is_chief(strategy)
     print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
 
