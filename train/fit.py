@@ -193,8 +193,6 @@ def main(argv=None):
             out = {name: model.predict(plane_data(plane, name, False), verbose=0) for name in splits}
             np.savez(done, **out)
             (plane_dir / "model_config.json").write_text(json.dumps(model_config()))
-        if not chief:
-            continue
         saved = np.load(done, allow_pickle=False)
         for name in splits:
             logits[name][plane] = saved[name]
