@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-import _paths  # noqa: E402,F401
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
 from phantom.writer import DEFAULTS, write_phantom  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

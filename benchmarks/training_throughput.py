@@ -15,10 +15,10 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "train")]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import _paths  # noqa: E402,F401
 
 warnings.filterwarnings("ignore", message=".*ran out of data.*")  # finite epochs, by design
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -60,12 +60,12 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from losses import WeightedBCE
-    from model import build_model
+    from learning.model import build_model
+    from learning.training import WeightedBCE
     from mrnet.contract import TASKS
     from mrnet.layout import read_labels, series_path
     from phantom.writer import default_phantom
-    from pipeline import headers, make_dataset, padded_dataset
+    from learning.pipeline import headers, make_dataset, padded_dataset
 
     data_dir = args.data_dir or default_phantom()
     labels = read_labels(data_dir).loc["train"].iloc[: args.exams]

@@ -44,7 +44,7 @@ def test_predict_explain_writes_one_png_per_exam_and_same_predictions(tiny_phant
 
 
 def test_chance_rate_matches_enumeration():
-    from hit_rate import chance
+    from scoring.explanations import chance
 
     n, lesion = 7, {2, 3}
     for k in (1, 2, 3):
@@ -54,8 +54,8 @@ def test_chance_rate_matches_enumeration():
 
 
 def test_hit_rate_runs_on_the_phantom_truth(tiny_phantom, tiny_bundle):
-    from hit_rate import hit_rates
     from mrnet.infer import load_bundle
+    from scoring.explanations import hit_rates
     from mrnet.layout import read_labels
 
     rates, n = hit_rates(load_bundle(tiny_bundle)[2], tiny_phantom, ks=(1, 3), split="train")
@@ -73,14 +73,13 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     import keras
     import tensorflow as tf
 
-    from export import export_plane
-    from hit_rate import hit_rates
-    from losses import WeightedBCE, positive_weights
-    from model import build_model
+    from learning.export import export_plane
+    from learning.model import build_model
+    from learning.pipeline import count_batches, make_dataset
+    from learning.training import WeightedBCE, adamw, positive_weights
     from mrnet.layout import read_labels, series_path
     from phantom.writer import write_phantom
-    from pipeline import count_batches, make_dataset
-    from schedule import adamw
+    from scoring.explanations import hit_rates
 
     data = write_phantom(tmp_path / "MRNet-v1.0", n_train=160, n_valid=100, seed=11, render_size=64, workers=2,
                          progress=False)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from augment import ExamAugment
-from model import ExamPool, build_model
+from learning.layers import ExamAugment, ExamPool
+from learning.model import build_model
 
 
 @pytest.mark.parametrize("mode", ["max", "mean", "attention"])

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from model import build_model
-from pipeline import make_dataset, pack, pad_batch, static_shape
+from learning.model import build_model
+from learning.pipeline import make_dataset, pack, pad_batch, static_shape
 
 
 def test_pack_respects_budget_and_keeps_every_exam_once():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from distributed import tf_config
+from learning.distributed import tf_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = [sys.executable, str(ROOT / "train" / "fit.py")]

@@ -18,7 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-import _paths  # noqa: F401
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
 
 def parse_args(argv=None):
@@ -31,112 +32,6 @@ def parse_args(argv=None):
     ap.add_argument("--bootstrap", type=int, default=2000, help="resamples for the intervals (%(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
-
-
-def read_predictions(path, n_exams):
-    """(n, 3) probabilities; any malformed line stops with file:line and what is wrong."""
-    import numpy as np
-
-    rows = []
-    lines = Path(path).read_text().splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    for number, line in enumerate(lines, 1):
-        try:
-            values = [float(v) for v in line.split(",")]
-        except ValueError:
-            values = []
-        if len(values) != 3 or not all(np.isfinite(values)):
-            raise SystemExit(f"evaluate: {path}:{number}: {line!r} is not three numbers (abnormal,acl,meniscus)")
-        rows.append(values)
-    if len(rows) != n_exams:
-        raise SystemExit(f"evaluate: {path}: {len(rows)} prediction lines for {n_exams} exams in the input list")
-    return np.array(rows)
-
-
-def exam_labels(exams, labels_dir, split_override):
-    """Labels in exam order; every exam must be in the label files."""
-    import numpy as np
-
-    from mrnet.contract import TASKS
-    from mrnet.layout import case_id, read_labels
-    from mrnet.problems import InputError
-
-    tables, rows = {}, []
-    for exam in exams:
-        first = next(iter(exam.series.values()))[0]
-        split = split_override or Path(first).parent.parent.name
-        if split not in tables:
-            try:
-                tables[split] = read_labels(labels_dir, (split,)).loc[split]
-            except InputError as e:
-                raise SystemExit(f"evaluate: {e}\n(pass --labels-dir, or --split when the paths do not name it)")
-        table, case = tables[split], case_id(exam.key)
-        if case not in table.index:
-            raise SystemExit(f"evaluate: exam {exam.key} (input line {exam.line}) is not in the {split} labels "
-                             f"in {labels_dir}")
-        rows.append(table.loc[case, list(TASKS)].to_numpy(int))
-    return np.array(rows)
-
-
-def save_figure(fig, path):
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-
-
-def plot_roc(y, scores, metrics, tasks, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for t, task in enumerate(tasks):
-        m = metrics["tasks"][task]
-        if m["auc"] is None:
-            ax.plot([], [], label=f"{task}: undefined (one class)")
-            continue
-        fpr, tpr, _ = roc_curve(y[:, t], scores[:, t])
-        lo, hi = m["auc_ci95"]
-        ax.plot(fpr, tpr, label=f"{task}: AUC {m['auc']:.3f} [{lo:.3f}, {hi:.3f}]")
-    ax.plot([0, 1], [0, 1], ":", color="grey")
-    mean = metrics["mean_auc"]
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity",
-           title=f"ROC, mean AUC {mean:.3f}" if mean is not None else "ROC, mean AUC undefined")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_calibration(y, scores, tasks, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    bins = np.linspace(0, 1, 11)
-    for t, task in enumerate(tasks):
-        which = np.clip(np.digitize(scores[:, t], bins) - 1, 0, 9)
-        xs, ys, ns = [], [], []
-        for b in range(10):
-            sel = which == b
-            if sel.any():
-                xs.append(scores[sel, t].mean())
-                ys.append(y[sel, t].mean())
-                ns.append(sel.sum())
-        ax.plot(xs, ys, "o-", label=task)
-        for x, yy, n in zip(xs, ys, ns):
-            ax.annotate(str(n), (x, yy), fontsize=6, alpha=0.6, xytext=(2, 2), textcoords="offset points")
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    ax.set(xlabel="predicted probability (10 bins; exams per bin annotated)", ylabel="observed frequency",
-           title="calibration", xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
 
 
 def print_report(metrics, tasks):
@@ -162,7 +57,9 @@ def main(argv=None):
     from mrnet.contract import TASKS
     from mrnet.inputs import read_input
     from mrnet.problems import InputError
-    from scoring import evaluate
+    from scoring.figures import plot_calibration, plot_roc
+    from scoring.files import exam_labels, read_predictions
+    from scoring.metrics import evaluate
 
     try:
         exams = read_input(args.input_csv, check_files=False)

@@ -4,15 +4,15 @@
     python train/explore.py --data-dir path/to/MRNet-v1.0 --out-dir runs/explore
     python train/explore.py --case 1130 --out case.png --gif case.gif
 
-Interactive, in Jupyter:  from viewer import browse; browse("path/to/MRNet-v1.0", "valid")
+Interactive, in Jupyter: notebooks/explore.ipynb (exploring.viewer.browse)
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-import _paths  # noqa: F401
-from _paths import ROOT
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
 
 def parse_args(argv=None):
@@ -28,40 +28,10 @@ def parse_args(argv=None):
 
 
 def overview(data_dir, out_dir):
-    import numpy as np
-    import pandas as pd
-    from tqdm import tqdm
+    from exploring.overview import plot_overview, print_summary, scan
 
-    from mrnet.contract import PLANES, TASKS
-    from mrnet.layout import read_labels, series_path
-    from overview_plot import plot_overview
-    from stack_stats import flag_suspicious, series_stats
-
-    labels = read_labels(data_dir)
-    rows = []
-    for (split, case) in tqdm(labels.index, desc="scanning series", unit="exam"):
-        for plane in PLANES:
-            rows.append({"split": split, "case": case, "plane": plane,
-                         **series_stats(series_path(data_dir, split, plane, case))})
-    stats = pd.DataFrame(rows)
-    stats["suspicious"] = flag_suspicious(stats)
-
-    print("\nexams per split: " + ", ".join(f"{s} {n}" for s, n in labels.groupby(level="split").size().items()))
-    print("label prevalence (%):")
-    print((labels.groupby(level="split")[list(TASKS)].mean() * 100).round(1).to_string())
-    train = labels.loc[labels.index.get_level_values("split") == "train"]
-    both = pd.crosstab(train["acl"], train["meniscus"]).reindex(index=[0, 1], columns=[0, 1], fill_value=0)
-    print("ACL x meniscal tear (train):\n" + both.rename(index={0: "no ACL", 1: "ACL"},
-                                                         columns={0: "no men.", 1: "men."}).to_string())
-    print("slices per plane (min / median / max):")
-    for plane in PLANES:
-        s = stats.loc[stats.plane == plane, "slices"]
-        print(f"  {plane:9s} {s.min():3d} / {int(np.median(s)):3d} / {s.max():3d}")
-    bad = stats[stats.suspicious != ""]
-    print(f"suspicious stacks: {len(bad)}")
-    for r in bad.itertuples():
-        print(f"  {r.split}/{r.plane}/{r.case}.npy: {r.suspicious}")
-
+    labels, stats = scan(data_dir)
+    print_summary(labels, stats)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats.to_csv(out_dir / "stacks.csv", index=False)
     plot_overview(labels, stats, out_dir / "overview.png")
@@ -72,7 +42,7 @@ def overview(data_dir, out_dir):
 def show_case(data_dir, case, slices, out, gif):
     from mrnet.contract import PLANES
     from mrnet.layout import case_id, load_exam, series_path
-    from viewer import case_gif, case_png
+    from exploring.viewer import case_gif, case_png
 
     case = case_id(case)
     split = next((s for s in ("train", "valid") if series_path(data_dir, s, "sagittal", case).is_file()), None)

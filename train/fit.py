@@ -3,14 +3,14 @@
     python train/fit.py                                  # the phantom, generated on first use
     python train/fit.py --data-dir path/to/MRNet-v1.0    # the real data, same command
 
-Reads top to bottom: configuration, data, one multi-task model per plane, the combiner, the report,
-the bundle. Splits: `train` is divided into a fitting part and a tuning part (--tune-fraction);
-early stopping, model selection and the combiner use the tuning part only, so the `valid`
-figures printed at the end come from exams nothing was selected or fit on.
+Reads top to bottom as six steps (main): validate and split the data, set up the devices, train one
+multi-task model per plane, combine the planes, report, freeze the bundle. Splits: `train` is
+divided into a fitting part and a tuning part (--tune-fraction); early stopping, model selection
+and the combiner use the tuning part only, so the `valid` figures printed at the end come from
+exams nothing was selected or fit on.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -19,8 +19,8 @@ import time
 import warnings
 from pathlib import Path
 
-import _paths  # noqa: F401
-from _paths import ROOT
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Our datasets are finite and reshuffled per epoch by design; Keras warns about both.
@@ -72,16 +72,74 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-
-    # ---- data: validate everything first, then split train into fit / tune ----------------------
     import numpy as np
 
     from mrnet.contract import PLANES, TASKS
-    from mrnet.layout import read_labels, series_path
+
+    # 1. validate the whole dataset, then split train into fit / tune
+    data_dir, labels, splits, source = load_data(args)
+    targets = {name: frame[list(TASKS)].values for name, frame in splits.items()}
+
+    # 2. devices, strategy, and the run folder (only the chief keeps one)
+    from learning.distributed import setup_devices
+
+    devices = setup_devices(args)
+    if args.resume and devices.workers > 1:
+        sys.exit("fit: --resume is not supported with --strategy multiworker (only the chief keeps checkpoints); "
+                 "start the run again without --resume")
+    run_dir = prepare_run_dir(args, devices)
+
+    # 3. one multi-task model per plane; each writes its best epoch's logits for every split
+    from learning.training import positive_weights, train_plane
+
+    pos_weight = positive_weights(targets["fit"])
+    logits = {name: {} for name in splits}
+    for plane in PLANES:
+        plane_dir = run_dir / plane
+        done = plane_dir / "logits.npz"
+        if plane not in args.planes and not done.exists():
+            sys.exit(f"fit: plane {plane} not trained in {run_dir}; include it in --planes")
+        if plane not in args.planes or (args.resume and done.exists()):
+            print(f"[{plane}] reusing finished model from {plane_dir}")
+        else:
+            datasets, steps = plane_datasets(args, devices, data_dir, splits, source, targets, plane)
+            train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, devices)
+        if devices.chief:
+            saved = np.load(done, allow_pickle=False)
+            for name in splits:
+                logits[name][plane] = saved[name]
+    if not devices.chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print("worker: training done; the chief writes the bundle")
+        return
+
+    # 4. the combiner: a logistic regression per task over the nine plane logits, fit on tune
+    from learning.combine import fit_combiner
+    from mrnet import combiner as comb
+
+    combiner = fit_combiner(logits["tune"], targets["tune"], fit_on="train (tuning part)")
+    combined = {name: comb.apply(combiner, logits[name]) for name in splits}
+
+    # 5. the report: AUC per plane and combined, on valid and tune, and the training curves
+    from learning.report import auc_table, plot_curves, print_table
+
+    table = auc_table(logits, combined, targets)
+    print_table(table)
+    plot_curves(run_dir, PLANES, run_dir / "training_curves.png")
+    print(f"training curves: {run_dir / 'training_curves.png'}")
+
+    # 6. freeze the bundle: SavedModels, combiner, manifest, checksums; written whole or not at all
+    freeze(args, run_dir, data_dir, labels, table, combiner)
+    print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all)")
+
+
+def load_data(args):
+    """(data_dir, labels, {fit, tune, valid: label frame}, {name: MRNet split its files are in})."""
+    from learning.pipeline import split
+    from mrnet.layout import read_labels
     from mrnet.problems import InputError
     from mrnet.validate import validate_dataset
     from phantom.writer import default_phantom
-    from splits import split
 
     data_dir = args.data_dir or default_phantom()
     try:
@@ -91,144 +149,46 @@ def main(argv=None):
     labels = read_labels(data_dir)
     splits, source = split(labels, args.tune_fraction, args.seed)
     print(f"data: {data_dir}  " + "  ".join(f"{name} {len(frame)}" for name, frame in splits.items()) + " exams")
+    return data_dir, labels, splits, source
 
-    # ---- devices ---------------------------------------------------------------------------------
-    import keras
-    import tensorflow as tf
 
-    from distributed import build_from_spec, describe, is_chief, make_strategy, shard as worker_shard
-    from export import export_plane
-    from losses import WeightedBCE, positive_weights
-    from model import build_model
-    from pipeline import count_batches, make_dataset
-    from report import auc_table, plot_curves, print_table
-    from schedule import adamw
-
-    if args.cpu_replicas > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
-    gpus = tf.config.list_physical_devices("GPU")
-    strategy = make_strategy(tf, args.strategy, gpus)  # before any other TF op (multi-worker needs that)
-    keras.utils.set_random_seed(args.seed)
-    if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
-    replicas = strategy.num_replicas_in_sync
-    shard = worker_shard(strategy)  # (workers, this worker's index)
-    chief = is_chief(strategy)
-    print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
-
-    if args.resume and shard[0] > 1:
-        sys.exit("fit: --resume is not supported with --strategy multiworker (only the chief keeps checkpoints); "
-                 "start the run again without --resume")
-    # other workers keep their checkpoints to themselves; only the chief writes the run and the bundle
-    run_dir = args.run_dir if chief else Path(tempfile.mkdtemp(prefix="mrnet-worker-"))
+def prepare_run_dir(args, devices):
+    """--run-dir for the chief (emptied unless --resume); other workers checkpoint to a temporary folder."""
+    run_dir = args.run_dir if devices.chief else Path(tempfile.mkdtemp(prefix="mrnet-worker-"))
     if not args.resume and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    pos_weight = positive_weights(splits["fit"][list(TASKS)].values)
+    return run_dir
 
-    def plane_paths(plane, name):
-        return [series_path(data_dir, source[name], plane, c) for c in splits[name].index]
 
-    def plane_data(plane, name, shuffle, distribute=False):
-        paths, y = plane_paths(plane, name), splits[name][list(TASKS)].values
+def plane_datasets(args, devices, data_dir, splits, source, targets, plane):
+    """(datasets(name, distribute) -> tf.data of that split for this plane, fit batches per replica per epoch)."""
+    from learning.pipeline import count_batches, make_dataset, split_paths
 
+    paths = split_paths(data_dir, splits, source, plane)
+    replicas = devices.replicas
+
+    def datasets(name, distribute):
         def build(context=None):
-            return make_dataset(paths, y, args.batch_slices, shuffle, seed=args.seed,
-                                replicas=replicas if distribute else 1, static=distribute and (replicas > 1 or xla),
-                                shard=shard if distribute else (1, 0))
+            return make_dataset(paths[name], targets[name], args.batch_slices, shuffle=name == "fit", seed=args.seed,
+                                replicas=replicas if distribute else 1,
+                                static=distribute and (replicas > 1 or devices.xla),
+                                shard=(devices.workers, devices.index) if distribute else (1, 0))
         # one batch per replica per step, each a whole set of exams (see pipeline.make_dataset)
-        return strategy.distribute_datasets_from_function(build) if distribute and replicas > 1 else build()
+        return devices.strategy.distribute_datasets_from_function(build) if distribute and replicas > 1 else build()
 
-    def steps_per_epoch(plane, name):
-        """Batches per replica per epoch (for the LR schedule)."""
-        return max(1, count_batches(plane_paths(plane, name), args.batch_slices) // replicas)
+    return datasets, max(1, count_batches(paths["fit"], args.batch_slices) // replicas)
 
-    def model_config():
-        return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
-                    weights=args.weights, augment=args.augment, rotate=args.rotate, shift=args.shift, seed=args.seed,
-                    space_pool=args.space_pool)
 
-    # ---- one multi-task model per plane ------------------------------------------------------------
-    logits = {name: {} for name in splits}
-    models = {}
-    for plane in PLANES:
-        plane_dir = run_dir / plane
-        done = plane_dir / "logits.npz"
-        if plane not in args.planes and not done.exists():
-            sys.exit(f"fit: plane {plane} not trained in {run_dir}; include it in --planes")
-        if plane not in args.planes or (args.resume and done.exists()):
-            print(f"[{plane}] reusing finished model from {plane_dir}")
-        else:
-            plane_dir.mkdir(parents=True, exist_ok=True)
-            fit_ds, tune_ds = plane_data(plane, "fit", True, True), plane_data(plane, "tune", False, True)
-            steps = steps_per_epoch(plane, "fit")
-            with strategy.scope():
-                model = build_model(**model_config())
-                model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs),
-                              loss=WeightedBCE(pos_weight),
-                              metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
-                                                         num_thresholds=500)],
-                              jit_compile=xla)
-                if shard[0] > 1:
-                    build_from_spec(model, strategy, plane_data(plane, "tune", False).element_spec)
-            callbacks = [
-                keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
-                keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
-                                                mode="max", save_best_only=True, save_weights_only=True),
-                keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience),
-                keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
-                keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / plane), write_graph=False),
-            ]
-            print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
-            model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
-                      verbose=0 if args.quiet else 1)
-            if not chief:
-                continue
-            # predict on one device: every exam once, in order, whatever the strategy
-            model = build_model(**{**model_config(), "weights": "none"})
-            model.load_weights(str(plane_dir / "best.weights.h5"))
-            out = {name: model.predict(plane_data(plane, name, False), verbose=0) for name in splits}
-            np.savez(done, **out)
-            (plane_dir / "model_config.json").write_text(json.dumps(model_config()))
-        saved = np.load(done, allow_pickle=False)
-        for name in splits:
-            logits[name][plane] = saved[name]
-        models[plane] = plane_dir
-
-    if not chief:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        print("worker: training done; the chief writes the bundle")
-        return
-
-    # ---- combiner: logistic regression per task, fit on the tuning part ------------------------------
-    from combine import fit_combiner
-    from mrnet import combiner as comb
-
-    combiner = fit_combiner(logits["tune"], splits["tune"][list(TASKS)].values, fit_on="train (tuning part)")
-    combined = {name: comb.apply(combiner, logits[name]) for name in splits}
-
-    # ---- report --------------------------------------------------------------------------------------
-    table = auc_table(logits, combined, {n: splits[n][list(TASKS)].values for n in splits})
-    print_table(table)
-    plot_curves(run_dir, PLANES, run_dir / "training_curves.png")
-    print(f"training curves: {run_dir / 'training_curves.png'}")
-
-    # ---- freeze the bundle ------------------------------------------------------------------------
-    from manifest import build_manifest
+def freeze(args, run_dir, data_dir, labels, table, combiner):
+    from learning.export import build_manifest, export_plane
+    from learning.training import load_trained
     from mrnet.bundle import write_bundle
 
-    def export(plane, folder):
-        cfg = json.loads((models[plane] / "model_config.json").read_text())
-        model = build_model(**{**cfg, "weights": "none"})  # augmentation is identity outside training
-        model.load_weights(str(models[plane] / "best.weights.h5"))
-        export_plane(model, folder)
-
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     manifest = build_manifest(config, data_dir, labels, table, combiner, args.input_size)
-    write_bundle(args.bundle, export, combiner, manifest)
-    print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all)")
+    write_bundle(args.bundle, lambda plane, folder: export_plane(load_trained(run_dir / plane), folder),
+                 combiner, manifest)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-import _paths  # noqa: F401
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
+
 from phantom.writer import DEFAULTS, write_phantom
 
 

@@ -12,10 +12,12 @@ one per batch. Each recipe prints its tune AUC per epoch; --out writes them all 
 import argparse
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
-import _paths  # noqa: F401
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
 ROUND = 32
 MODEL_KEYS = ("width", "pooling", "space_pool", "input_size", "augment", "dropout", "pool_on")
@@ -71,15 +73,14 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from losses import WeightedBCE, positive_weights
-    from model import build_model
+    from learning.model import build_model
+    from learning.pipeline import split
+    from learning.training import WeightedBCE, adamw, positive_weights
     from mrnet.contract import TASKS
     from mrnet.layout import read_labels, series_path
     from mrnet.series import open_series
     from phantom.writer import default_phantom
-    from report import auc
-    from schedule import adamw
-    from splits import split
+    from learning.report import auc
 
     data_dir = args.data_dir or default_phantom()
     splits, source = split(read_labels(data_dir), args.tune_fraction, args.seed)

@@ -1,58 +1,18 @@
 """The per-plane model: a 2-D CNN over every slice, pooled over space, then over each exam's slices.
 
 Inputs are ragged without padding: `slices` holds every slice of the batch's exams back to back
-(the CNN's batch axis), `counts` holds each exam's slice count, in order (see ragged.py).
+(the CNN's batch axis), `counts` holds each exam's slice count, in order (see layers.py).
 Output: three logits per exam (abnormal, ACL, meniscus). Keras layers and keras.ops only.
 """
 
 import keras
 from keras import layers, ops
 
-import _paths  # noqa: F401
-from augment import ExamAugment
-from ragged import exam_ids, segment_max, segment_sum
+from learning.layers import ExamAugment, ExamPool
 from mrnet import preprocess
 from mrnet.contract import TASKS
 
 BACKBONES = ("compact", "resnet50", "efficientnetb0")
-POOLINGS = ("max", "mean", "attention")
-
-
-@keras.saving.register_keras_serializable("mrnet")
-class ExamPool(layers.Layer):
-    """Pool each exam's slice features into one vector: the step that makes ragged exams work.
-
-    Segment ops are used with sorted ids, so an exam's result depends on its own slices only,
-    whoever shares the batch. An exam with no slices never reaches here (the pipeline rejects it).
-    """
-
-    def __init__(self, mode="max", **kw):
-        super().__init__(**kw)
-        if mode not in POOLINGS:
-            raise ValueError(f"pooling {mode!r} not in {POOLINGS}")
-        self.mode = mode
-
-    def build(self, input_shape):
-        if self.mode == "attention":
-            self.score = layers.Dense(1, name="slice_score")
-            self.score.build(input_shape[0])
-
-    def call(self, inputs):
-        features, counts = inputs
-        n = ops.shape(counts)[0]
-        ids = exam_ids(counts, ops.shape(features)[0])
-        if self.mode == "max":
-            return segment_max(features, ids, n)
-        if self.mode == "mean":
-            return segment_sum(features, ids, n) / ops.cast(counts, features.dtype)[:, None]
-        logit = self.score(features)  # (N, 1): softmax within each exam
-        peak = ops.take(segment_max(logit, ids, n), ids, axis=0)
-        weight = ops.exp(logit - peak)
-        norm = ops.take(segment_sum(weight, ids, n), ids, axis=0)
-        return segment_sum(features * weight / norm, ids, n)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
 
 
 def compact_backbone(width=16):

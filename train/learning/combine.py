@@ -9,7 +9,6 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-import _paths  # noqa: F401
 from mrnet.combiner import FEATURES, features
 from mrnet.contract import TASKS
 

@@ -1,16 +1,35 @@
-"""tf.data streaming of ragged multi-exam batches for one plane.
+"""From a dataset folder to batches: the fit / tune / valid split, then tf.data streaming of ragged
+multi-exam batches for one plane.
 
 A batch is several exams' slices concatenated: no padding, no fixed slice count, no resampling of
 the slice axis. Batches are packed to a slice budget so memory stays flat whatever the exams'
 lengths. Series are memory-mapped and read in parallel worker threads, with prefetch, so the
-dataset (6 GB for real MRNet) is never held in memory.
+dataset (6 GB for real MRNet) is never held in memory. TensorFlow is imported only where a
+tf.data pipeline is built: the split and the packing also serve sweep.py under JAX.
 """
 
 import numpy as np
-import tensorflow as tf
 
-import _paths  # noqa: F401
+from mrnet.layout import series_path
 from mrnet.series import header_info, read_data
+
+
+def split(labels, tune_fraction, seed):
+    """{name: label frame} and {name: the MRNet split its files are in}.
+
+    `train` is divided at random (seeded) into a fitting part and a tuning part: early stopping,
+    model selection and the combiner see only the tuning part, so `valid` stays untouched.
+    """
+    train, valid = labels.loc["train"], labels.loc["valid"]
+    tune_mask = np.random.default_rng(seed).random(len(train)) < tune_fraction
+    splits = {"fit": train[~tune_mask], "tune": train[tune_mask], "valid": valid}
+    return splits, {"fit": "train", "tune": "train", "valid": "valid"}
+
+
+def split_paths(data_dir, splits, source, plane):
+    """{split name: this plane's series paths, in the split's exam order}."""
+    return {name: [series_path(data_dir, source[name], plane, c) for c in frame.index]
+            for name, frame in splits.items()}
 
 
 def headers(paths):
@@ -81,6 +100,8 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
     every workers-th one from its index, so each runs the same number of steps (distributed.py).
     `replicas` is then the replica count over all workers.
     """
+    import tensorflow as tf
+
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
     infos = headers(paths)
@@ -119,6 +140,8 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
 
 def padded_dataset(paths, labels, exams_per_batch, max_slices):
     """The common alternative, for the benchmark only: every exam padded to the longest stack."""
+    import tensorflow as tf
+
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
     infos = headers(paths)

@@ -2,7 +2,6 @@
 
 import numpy as np
 
-import _paths  # noqa: F401
 from mrnet.contract import PLANES
 from mrnet.layout import load_exam
 

@@ -8,7 +8,6 @@ because what is normal for a T1 coronal is odd for a fat-suppressed sagittal.
 import numpy as np
 import pandas as pd
 
-import _paths  # noqa: F401
 from mrnet.series import header_info, read_data
 
 FOREGROUND = 20  # grey level above which a pixel is taken to be tissue

@@ -5,7 +5,6 @@ import csv
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-import _paths  # noqa: F401
 from mrnet.contract import TASKS
 
 

@@ -1,9 +1,51 @@
-"""The dataset overview figure: one PNG a person reads at a glance."""
+"""The dataset overview: every series scanned once, the statistics printed, one PNG read at a glance."""
 
 import numpy as np
 
-import _paths  # noqa: F401
 from mrnet.contract import PLANES, TASKS
+
+
+def scan(data_dir, progress=True):
+    """(labels, one row of stack statistics per series with a `suspicious` reason column)."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from exploring.stacks import flag_suspicious, series_stats
+    from mrnet.layout import read_labels, series_path
+
+    labels = read_labels(data_dir)
+    rows = []
+    for (split, case) in tqdm(labels.index, desc="scanning series", unit="exam", disable=not progress):
+        for plane in PLANES:
+            rows.append({"split": split, "case": case, "plane": plane,
+                         **series_stats(series_path(data_dir, split, plane, case))})
+    stats = pd.DataFrame(rows)
+    stats["suspicious"] = flag_suspicious(stats)
+    return labels, stats
+
+
+def co_occurrence(labels, split="train"):
+    """ACL x meniscal tear counts in one split, as a 2 x 2 frame with readable names."""
+    import pandas as pd
+
+    part = labels.loc[labels.index.get_level_values("split") == split]
+    both = pd.crosstab(part["acl"], part["meniscus"]).reindex(index=[0, 1], columns=[0, 1], fill_value=0)
+    return both.rename(index={0: "no ACL", 1: "ACL"}, columns={0: "no men.", 1: "men."})
+
+
+def print_summary(labels, stats):
+    print("\nexams per split: " + ", ".join(f"{s} {n}" for s, n in labels.groupby(level="split").size().items()))
+    print("label prevalence (%):")
+    print((labels.groupby(level="split")[list(TASKS)].mean() * 100).round(1).to_string())
+    print("ACL x meniscal tear (train):\n" + co_occurrence(labels).to_string())
+    print("slices per plane (min / median / max):")
+    for plane in PLANES:
+        s = stats.loc[stats.plane == plane, "slices"]
+        print(f"  {plane:9s} {s.min():3d} / {int(np.median(s)):3d} / {s.max():3d}")
+    bad = stats[stats.suspicious != ""]
+    print(f"suspicious stacks: {len(bad)}")
+    for r in bad.itertuples():
+        print(f"  {r.split}/{r.plane}/{r.case}.npy: {r.suspicious}")
 
 
 def plot_overview(labels, stats, out):

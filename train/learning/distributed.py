@@ -10,6 +10,42 @@ collective waits for a batch that never comes.
 
 import json
 import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Devices:
+    """Where training runs and who writes: what fit.py hands to every step after set-up."""
+    strategy: object
+    gpus: int
+    xla: bool
+    replicas: int  # over all workers
+    workers: int
+    index: int  # this worker's place; 0 is the chief
+
+    @property
+    def chief(self):
+        return self.index == 0
+
+
+def setup_devices(args):
+    """Strategy, precision and XLA from the CLI flags; must run before any other TensorFlow op."""
+    import keras
+    import tensorflow as tf
+
+    if args.cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = make_strategy(tf, args.strategy, gpus)  # before any other TF op (multi-worker needs that)
+    keras.utils.set_random_seed(args.seed)
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
+    workers, index = shard(strategy)
+    devices = Devices(strategy, len(gpus), xla, strategy.num_replicas_in_sync, workers, index)
+    print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
+    return devices
 
 
 def make_strategy(tf, kind, gpus):

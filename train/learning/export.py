@@ -1,0 +1,125 @@
+"""Freeze training's results into what the bundle holds: one SavedModel per plane, and the manifest.
+
+A plane's SavedModel runs in predict with no model code.
+
+The signature is flat slices plus per-exam slice counts: `model.export()` would silently turn a
+ragged input into a dense one, and `input_signature` rejects a RaggedTensorSpec.
+
+A second endpoint, `explain`, returns what the slice pooling saw: each slice's own logits (the
+exam head applied to that slice's pooled features alone) and a class activation map per slice
+and task (the head's weights applied to the backbone's feature map, before spatial pooling).
+"""
+
+import hashlib
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from mrnet import preprocess
+from mrnet.contract import PLANES, TASKS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SIGNATURE = [tf.TensorSpec([None, 256, 256], tf.uint8, name="slices"),
+             tf.TensorSpec([None], tf.int32, name="counts")]
+
+
+def explain_parts(model):
+    """(feature model: inputs -> (N, h, w, C) map, the Dense head scoring pooled features, space-pool mode)."""
+    features = keras.Model(model.inputs, model.get_layer("feature_map").output)
+    names = {layer.name for layer in model.layers}
+    head = model.get_layer("slice_logits" if "slice_logits" in names else "logits")  # see build_model(pool_on)
+    space_pool = model.get_layer("space_pool")
+    mode = "avgmax" if isinstance(space_pool, keras.layers.Concatenate) else (
+        "max" if isinstance(space_pool, keras.layers.GlobalMaxPooling2D) else "avg")
+    return features, head, mode
+
+
+def slice_scores(feature_map, kernel, bias, mode):
+    """Per-slice logits and CAMs from the feature map; float32 whatever the compute policy."""
+    fmap = tf.cast(feature_map, tf.float32)
+    kernel, bias = tf.cast(kernel, tf.float32), tf.cast(bias, tf.float32)
+    channels = fmap.shape[-1]
+    avg, mx = tf.reduce_mean(fmap, axis=[1, 2]), tf.reduce_max(fmap, axis=[1, 2])
+    if mode == "avgmax":
+        pooled, per_pixel = tf.concat([avg, mx], -1), kernel[:channels] + kernel[channels:]
+    else:
+        pooled, per_pixel = (avg if mode == "avg" else mx), kernel
+    return pooled @ kernel + bias, tf.einsum("nhwc,ct->nhwt", fmap, per_pixel)
+
+
+def export_plane(model, folder):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    features, head, mode = explain_parts(model)
+    archive.track(features)
+
+    @tf.function(input_signature=SIGNATURE)
+    def serve(slices, counts):
+        logits = tf.cast(model({"slices": slices, "counts": counts}, training=False), tf.float32)
+        return {"logits": logits, "probabilities": tf.sigmoid(logits)}
+
+    @tf.function(input_signature=SIGNATURE)
+    def explain(slices, counts):
+        fmap = features({"slices": slices, "counts": counts}, training=False)
+        logits, cam = slice_scores(fmap, head.kernel, head.bias, mode)
+        return {"slice_logits": logits, "cam": cam}
+
+    archive.add_endpoint("serve", serve)
+    archive.add_endpoint("explain", explain)
+    archive.write_out(str(folder), verbose=False)
+
+
+# The manifest: what a user (or a script) needs to trust and run the frozen models. Modelled on
+# MONAI's bundle metadata - versions, input and output specs - and extended with the training
+# configuration, a fingerprint of the data and the validation metrics. The file hashes are added
+# by mrnet.bundle.write_bundle.
+
+def code_commit():
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "train", "submission/mrnet"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def data_fingerprint(labels):
+    """sha256 over the label table and each case id: two bundles trained on the same exams agree."""
+    text = labels.to_csv(lineterminator="\n")
+    return {"labels_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "exams": {split: int((labels.index.get_level_values("split") == split).sum()) for split in ("train", "valid")}}
+
+
+def build_manifest(config, data_dir, labels, table, combiner, input_size):
+    import numpy
+    import sklearn
+
+    return {
+        "name": "mrnet-knee-submission",
+        "description": "Per-plane 2-D CNNs with slice pooling and a logistic-regression plane combiner for the "
+                       "MRNet competition (abnormal, ACL tear, meniscal tear).",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code_commit": code_commit(),
+        "libraries": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": numpy.__version__,
+                      "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+        "preprocessing": preprocess.spec(input_size),
+        "input_spec": {plane: {"endpoint": f"{plane}/serve", **preprocess.spec(input_size)} for plane in PLANES},
+        "output_spec": {"tasks": list(TASKS), "planes": list(PLANES),
+                        "per_plane": {"logits": {"dtype": "float32", "shape": [None, len(TASKS)]},
+                                      "probabilities": {"dtype": "float32", "shape": [None, len(TASKS)],
+                                                        "value_range": [0, 1]}},
+                        "combined": "combiner.json applied to the nine plane logits -> (exams, 3) probabilities",
+                        "csv_columns": list(TASKS)},
+        "training": config,
+        "data": {"dir": str(data_dir), "fingerprint": data_fingerprint(labels)},
+        "metrics": {"valid_auc": table["valid"], "tune_auc": table["tune"],
+                    "note": "valid: held out from training, model selection and the combiner; "
+                            "tune: part of train used for early stopping and fitting the combiner"},
+        "combiner": {"fit_on": combiner["fit_on"], "n_exams": combiner["n_exams"]},
+    }

@@ -1,0 +1,102 @@
+"""How one plane's model is trained: the loss, the optimiser schedule, the callbacks, the fit.
+
+Keras only at import time (no TensorFlow): sweep.py uses the loss and the schedule under JAX.
+"""
+
+import json
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def positive_weights(labels):
+    """neg/pos per task, so each task's positives and negatives weigh the same in the loss:
+    ACL tears are 18 % of exams, abnormal 81 %."""
+    labels = np.asarray(labels, np.float64)
+    pos = labels.sum(axis=0)
+    return ((len(labels) - pos) / np.maximum(pos, 1)).tolist()
+
+
+@keras.saving.register_keras_serializable("mrnet")
+class WeightedBCE(keras.losses.Loss):
+    """Binary cross-entropy with a positive weight per task."""
+
+    def __init__(self, pos_weight, name="weighted_bce", **kw):
+        super().__init__(name=name, **kw)
+        self.pos_weight = [float(w) for w in pos_weight]
+
+    def call(self, y_true, logits):
+        y_true = ops.cast(y_true, logits.dtype)
+        w = ops.convert_to_tensor(self.pos_weight, dtype=logits.dtype)
+        per_task = -(w * y_true * ops.log_sigmoid(logits) + (1 - y_true) * ops.log_sigmoid(-logits))
+        return ops.mean(per_task, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "pos_weight": self.pos_weight}
+
+
+def adamw(lr, weight_decay, steps_per_epoch, epochs):
+    """One warm-up epoch then cosine decay: from-scratch CNNs diverge without the warm-up."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        lr * 0.1, decay_steps=max(1, steps_per_epoch * (epochs - 1)), warmup_target=lr,
+        warmup_steps=steps_per_epoch)
+    return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
+
+
+def model_config(args):
+    """The build_model arguments a run was trained with; saved beside the weights and in the manifest."""
+    return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
+                weights=args.weights, augment=args.augment, rotate=args.rotate, shift=args.shift, seed=args.seed,
+                space_pool=args.space_pool)
+
+
+def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, devices):
+    """Fit one plane's multi-task model, keep its best epoch (tuning mean AUC), and write that
+    epoch's logits for every split to plane_dir/logits.npz (the chief only).
+
+    `datasets(name, distribute)` builds a split's dataset for this plane; `devices` is what
+    distributed.setup_devices returned.
+    """
+    from learning.distributed import build_from_spec
+    from learning.model import build_model
+
+    plane_dir.mkdir(parents=True, exist_ok=True)
+    fit_ds, tune_ds = datasets("fit", True), datasets("tune", True)
+    with devices.strategy.scope():
+        model = build_model(**model_config(args))
+        model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs),
+                      loss=WeightedBCE(pos_weight),
+                      metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
+                                                 num_thresholds=500)],
+                      jit_compile=devices.xla)
+        if devices.workers > 1:
+            build_from_spec(model, devices.strategy, datasets("tune", False).element_spec)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
+        keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
+                                        mode="max", save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience),
+        keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / plane), write_graph=False),
+    ]
+    print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
+    model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
+              verbose=0 if args.quiet else 1)
+    if not devices.chief:
+        return
+    # predict on one device: every exam once, in order, whatever the strategy
+    (plane_dir / "model_config.json").write_text(json.dumps(model_config(args)))
+    model = load_trained(plane_dir)
+    out = {name: model.predict(datasets(name, False), verbose=0) for name in ("fit", "tune", "valid")}
+    np.savez(plane_dir / "logits.npz", **out)
+
+
+def load_trained(plane_dir, config=None):
+    """The best epoch's model, built for inference (augmentation is identity outside training)."""
+    from learning.model import build_model
+
+    config = config or json.loads((plane_dir / "model_config.json").read_text())
+    model = build_model(**{**config, "weights": "none"})
+    model.load_weights(str(plane_dir / "best.weights.h5"))
+    return model
