@@ -9,7 +9,11 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   "$PY" -m pip install --disable-pip-version-check -q "tensorflow[and-cuda]==$(grep -E '^tensorflow==' requirements.txt | cut -d= -f3)"
 fi
 "$PY" - <<'PY'
-import tensorflow as tf, keras, sklearn, pandas, numpy
+import sys
+sys.path.insert(0, "submission")
+from mrnet.runtime import import_tensorflow  # TensorFlow's native start-up lines stay off the screen
+tf = import_tensorflow()
+import keras, sklearn, pandas, numpy
 print(f"setup: ok  tensorflow {tf.__version__}  keras {keras.__version__}  "
       f"numpy {numpy.__version__}  GPUs {len(tf.config.list_physical_devices('GPU'))}")
 PY

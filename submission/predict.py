@@ -16,7 +16,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv=None):
@@ -31,6 +30,8 @@ def parse_args(argv=None):
     ap.add_argument("--explain-task", default="acl", choices=["abnormal", "acl", "meniscus"],
                     help="task whose map and decisive slices the PNGs show (%(default)s)")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ap.add_argument("--verbose", action="store_true",
+                    help="also show TensorFlow's native start-up log lines (or set MRNET_VERBOSE=1)")
     return ap.parse_args(argv)
 
 
@@ -63,6 +64,9 @@ def explain_all(results, models, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mrnet import runtime
+
+    runtime.configure(args.verbose)
     from mrnet.bundle import BundleError
     from mrnet.inputs import read_input
     from mrnet.problems import InputError

@@ -35,21 +35,28 @@ def parse_args(argv=None):
 
 
 def print_report(metrics, tasks):
+    """One row per task; an undefined AUC reads 'undefined (one class)' and its other cells '-'."""
+    from scoring.metrics import auc_text
+
     def fmt(v):
-        return "undefined" if v is None else f"{v:.3f}"
+        return "-" if v is None else f"{v:.3f}"
 
     print(f"{metrics['n_exams']} exams; 95% intervals from {metrics['bootstrap']['resamples']} bootstrap resamples")
-    print(f"{'task':10s}{'AUC':>10s}{'95% CI':>18s}{'sens@0.5':>10s}{'spec@0.5':>10s}"
+    print(f"{'task':10s}{'AUC':>22s}{'95% CI':>18s}{'sens@0.5':>10s}{'spec@0.5':>10s}"
           f"{'Youden t':>10s}{'sens':>7s}{'spec':>7s}")
     for task in tasks:
         m = metrics["tasks"][task]
-        ci = "" if m["auc_ci95"] is None else f"[{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}]"
+        ci = "" if m["auc_ci95"] is None else ci_text(m["auc_ci95"])
         y = m.get("at_youden") or {"threshold": None, "sensitivity": None, "specificity": None}
-        print(f"{task:10s}{fmt(m['auc']):>10s}{ci:>18s}{fmt(m['at_0.5']['sensitivity']):>10s}"
+        print(f"{task:10s}{auc_text(m['auc']):>22s}{ci:>18s}{fmt(m['at_0.5']['sensitivity']):>10s}"
               f"{fmt(m['at_0.5']['specificity']):>10s}{fmt(y['threshold']):>10s}{fmt(y['sensitivity']):>7s}"
               f"{fmt(y['specificity']):>7s}")
     ci = metrics["mean_auc_ci95"]
-    print(f"{'mean':10s}{fmt(metrics['mean_auc']):>10s}" + (f"{'':>1s}[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+    print(f"{'mean':10s}{metrics['mean_text']:>22s}" + (f"{ci_text(ci):>18s}" if ci else ""))
+
+
+def ci_text(ci):
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def main(argv=None):

@@ -11,7 +11,6 @@ exams nothing was selected or fit on.
 """
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -22,7 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Our datasets are finite and reshuffled per epoch by design; Keras warns about both.
 warnings.filterwarnings("ignore", message=".*ran out of data.*")
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -66,12 +64,17 @@ def parse_args(argv=None):
                     help="split the CPU into N logical devices (tests the multi-replica path without GPUs)")
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="auto: on when a GPU is present")
     ap.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
+    ap.add_argument("--verbose", action="store_true",
+                    help="also show TensorFlow's native start-up log lines (or set MRNET_VERBOSE=1)")
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
+    from mrnet import runtime
+
+    runtime.configure(args.verbose)
     import numpy as np
 
     from mrnet.contract import PLANES, TASKS

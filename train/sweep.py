@@ -80,7 +80,7 @@ def main(argv=None):
     from mrnet.layout import read_labels, series_path
     from mrnet.series import open_series
     from phantom.writer import default_phantom
-    from learning.report import auc
+    from scoring.metrics import auc_or_none, auc_text, mean_text
 
     data_dir = args.data_dir or default_phantom()
     splits, source = split(read_labels(data_dir), args.tune_fraction, args.seed)
@@ -109,11 +109,11 @@ def main(argv=None):
             series, y_tune = data["tune"]
             scores = np.concatenate([np.asarray(model.predict_on_batch(x))[:n]
                                      for x, _, _, n in batches(series, y_tune, k, np.arange(len(series)))])
-            aucs = [auc(y_tune[:, t], scores[:, t]) for t in range(len(TASKS))]
+            aucs = [auc_or_none(y_tune[:, t], scores[:, t]) for t in range(len(TASKS))]
             curve.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "tune_auc": aucs,
-                          "tune_mean": float(np.nanmean(aucs)), "seconds": time.perf_counter() - start})
+                          "tune_mean": mean_text(dict(zip(TASKS, aucs))), "seconds": time.perf_counter() - start})
             print(f"  epoch {epoch + 1}: loss {curve[-1]['loss']:.3f} "
-                  f"tune AUC {curve[-1]['tune_mean']:.3f} " + " ".join(f"{a:.2f}" for a in aucs) +
+                  f"tune AUC {curve[-1]['tune_mean']} " + " ".join(auc_text(a) for a in aucs) +
                   f"  ({curve[-1]['seconds']:.0f} s)", flush=True)
         results.append({"recipe": recipe, "curve": curve})
         if args.out:  # after every recipe, so a run cut short keeps what it finished

@@ -23,8 +23,10 @@ def load_bundle(bundle):
     """
     from importlib.metadata import version
 
+    from mrnet.runtime import import_tensorflow
+
     manifest, combiner = verify(bundle, version("tensorflow"))
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     models = {plane: tf.saved_model.load(str(Path(bundle) / plane)) for plane in PLANES}
     return manifest, combiner, models

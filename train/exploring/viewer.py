@@ -46,35 +46,63 @@ def case_gif(exam, out, frames=None, ms_per_frame=120):
     images[0].save(out, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
 
 
-def browse(data_dir, split="valid"):
-    """Interactive viewer for Jupyter: a case selector and one slice slider per plane."""
-    import ipywidgets as w
+def figure_png(fig, dpi=80):
+    import io
+
     import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def browse(data_dir, split="valid", show=True):
+    """Interactive viewer for Jupyter: a case selector and one slice slider per plane.
+
+    Returns the widget (a VBox: case selector, the three sliders, the picture). The picture is an
+    Image widget holding a PNG rendered here: no output capture, so it behaves the same in
+    JupyterLab, in VS Code and in a headless kernel. Its `shown` dict holds what the picture shows
+    now - case, slice per plane, panel titles, redraw count - so a notebook, or a test driving
+    one, can see the effect of moving a control.
+    """
+    import ipywidgets as w
+    import matplotlib
     from IPython.display import display
 
     from mrnet.layout import series_cases
 
     cases = series_cases(data_dir, split, "sagittal")
     case = w.Dropdown(options=cases, description="case")
-    sliders = {p: w.IntSlider(0, 0, 1, description=p) for p in PLANES}
-    out = w.Output()
+    sliders = {p: w.IntSlider(0, 0, 1, description=p, continuous_update=False) for p in PLANES}
+    picture = w.Image(format="png")
+    box = w.VBox([case, w.HBox(list(sliders.values())), picture])
+    box.shown = {"draws": 0}
+    state = {"exam": None, "loading": False}
 
     def redraw(*_):
-        exam = load_exam(data_dir, split, case.value)
-        with out:
-            out.clear_output(wait=True)
-            fig = case_figure(exam, {p: sliders[p].value for p in PLANES}, f"{split} case {case.value}")
-            plt.show(fig)
+        if state["loading"]:
+            return  # a new case sets three sliders at once: draw once, after the last
+        chosen = {p: sliders[p].value for p in PLANES}
+        with matplotlib.rc_context({"backend": "Agg"}):
+            fig = case_figure(state["exam"], chosen, f"{split} case {case.value}")
+            titles = [ax.get_title() for ax in fig.axes]
+            picture.value = figure_png(fig)
+        box.shown.update(case=case.value, slices=chosen, titles=titles, draws=box.shown["draws"] + 1)
 
     def new_case(*_):
-        exam = load_exam(data_dir, split, case.value)
+        state["exam"] = load_exam(data_dir, split, case.value)
+        state["loading"] = True
         for p in PLANES:
-            sliders[p].max = exam[p].shape[0] - 1
-            sliders[p].value = exam[p].shape[0] // 2
+            sliders[p].max = state["exam"][p].shape[0] - 1
+            sliders[p].value = state["exam"][p].shape[0] // 2
+        state["loading"] = False
         redraw()
 
     case.observe(new_case, "value")
     for s in sliders.values():
         s.observe(redraw, "value")
-    display(w.VBox([case, w.HBox(list(sliders.values())), out]))
     new_case()
+    if show:
+        display(box)
+    return box

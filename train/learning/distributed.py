@@ -30,8 +30,10 @@ class Devices:
 
 def setup_devices(args):
     """Strategy, precision and XLA from the CLI flags; must run before any other TensorFlow op."""
+    from mrnet.runtime import import_tensorflow
+
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     if args.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]

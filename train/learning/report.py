@@ -3,37 +3,40 @@
 import csv
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from mrnet.contract import TASKS
 
 
-def auc(y, score):
-    return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")
-
-
 def auc_table(plane_logits, combined, labels):
-    """{split: {row: {task: auc, 'mean': ...}}} with one row per plane and one for the combination."""
+    """{split: {row: {task: AUC or None, 'mean': competition mean or None, 'mean_text': str}}}, one row
+    per plane and one for the combination. A task whose labels hold one class in a split is None
+    there (scoring.metrics: undefined), and so is the mean; mean_text names what it was taken over."""
+    from scoring.metrics import auc_or_none, mean_or_none, mean_text
+
     table = {}
     for split, y in labels.items():
         rows = {plane: out for plane, out in plane_logits[split].items()}
         rows["combined"] = combined[split]
         table[split] = {}
         for row, scores in rows.items():
-            aucs = {task: auc(y[:, t], scores[:, t]) for t, task in enumerate(TASKS)}
-            aucs["mean"] = float(np.nanmean(list(aucs.values())))
-            table[split][row] = aucs
+            aucs = {task: auc_or_none(y[:, t], scores[:, t]) for t, task in enumerate(TASKS)}
+            table[split][row] = {**aucs, "mean": mean_or_none(list(aucs.values())), "mean_text": mean_text(aucs)}
     return table
 
 
 def print_table(table):
+    """Cells read as evaluate.py reads them: 'undefined (one class)', and a mean that names its tasks."""
+    from scoring.metrics import auc_text
+
     notes = {"fit": "seen in training", "tune": "seen by model selection and the combiner",
              "valid": "held out: nothing was fit or selected on it"}
     for split in ("valid", "tune"):
+        rows = table[split]
+        width = max(10, *(len(auc_text(r[t])) + 2 for r in rows.values() for t in TASKS))
         print(f"\nROC AUC on {split} ({notes[split]})")
-        print(f"{'':10s}" + "".join(f"{t:>10s}" for t in (*TASKS, "mean")))
-        for row, aucs in table[split].items():
-            print(f"{row:10s}" + "".join(f"{aucs[t]:10.3f}" for t in (*TASKS, "mean")))
+        print(f"{'':10s}" + "".join(f"{t:>{width}s}" for t in TASKS) + "  mean")
+        for row, aucs in rows.items():
+            print(f"{row:10s}" + "".join(f"{auc_text(aucs[t]):>{width}s}" for t in TASKS) + f"  {aucs['mean_text']}")
 
 
 def plot_curves(run_dir, planes, out):

@@ -2,7 +2,9 @@
 bootstrap confidence intervals, and sensitivity/specificity at two operating points.
 
 A task whose labels hold one class has no ROC AUC: it is reported as None (undefined), and so is
-the mean, rather than a crash or a silent 0.5.
+the competition mean, rather than a crash, a silent 0.5 or a NaN. Where some tasks are defined,
+the mean over those is shown too, always with the tasks it was taken over (`mean_text`): fit.py's
+table and evaluate.py's report say it the same way.
 """
 
 import numpy as np
@@ -15,6 +17,24 @@ def auc_or_none(y, score):
 
 def mean_or_none(values):
     return None if any(v is None for v in values) else float(np.mean(values))
+
+
+UNDEFINED = "undefined (one class)"
+
+
+def auc_text(value):
+    return UNDEFINED if value is None else f"{value:.3f}"
+
+
+def mean_text(aucs):
+    """How the mean of {task: AUC or None} reads: '0.812' over every task; otherwise 'undefined',
+    followed by the mean over the defined tasks, named ('undefined; 0.700 over abnormal, meniscus')."""
+    defined = {t: v for t, v in aucs.items() if v is not None}
+    if len(defined) == len(aucs):
+        return f"{np.mean(list(aucs.values())):.3f}"
+    if not defined:
+        return "undefined"
+    return f"undefined; {np.mean(list(defined.values())):.3f} over {', '.join(defined)}"
 
 
 def bootstrap(y, scores, n=2000, seed=0, level=0.95):
@@ -74,4 +94,5 @@ def evaluate(y, scores, tasks, n_boot=2000, seed=0):
     aucs = [out["tasks"][t]["auc"] for t in tasks]
     out["mean_auc"] = mean_or_none(aucs)
     out["mean_auc_ci95"] = mean_ci if out["mean_auc"] is not None else None
+    out["mean_text"] = mean_text({t: out["tasks"][t]["auc"] for t in tasks})
     return out

@@ -1,0 +1,85 @@
+"""The exploration notebook, executed headless in a real Jupyter kernel on the tiny phantom.
+
+The notebook runs unchanged (its data cell reads MRNET_DATA_DIR); two cells are appended that drive
+the browser widget inside the same kernel, as a person would with the mouse.
+"""
+
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """\
+print("CONTROLS", [type(c).__name__ for c in browser.children],
+      [f"{type(s).__name__}:{s.description}:{s.max}" for s in browser.children[1].children],
+      browser.children[0].options[:2])
+print("SHOWN", browser.shown["draws"], browser.shown["case"], browser.shown["slices"])
+first_picture = browser.children[2].value"""
+MOVE = """\
+sagittal = browser.children[1].children[0]
+before = browser.shown["draws"]
+sagittal.value = 2
+picture = browser.children[2].value
+print("REDRAW", browser.shown["draws"] - before, browser.shown["slices"]["sagittal"], browser.shown["titles"][0])
+print("PICTURE", picture[:4] == b"\\x89PNG", picture != first_picture)"""
+
+
+def _text(cell):
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@pytest.fixture(scope="module")
+def executed(tiny_phantom, tmp_path_factory):
+    import os
+
+    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
+    nb.cells += [nbformat.v4.new_code_cell(PROBE), nbformat.v4.new_code_cell(MOVE)]
+    old = os.environ.get("MRNET_DATA_DIR")
+    os.environ["MRNET_DATA_DIR"] = str(tiny_phantom)  # the kernel inherits it: the notebook's one data cell
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        if old is None:
+            os.environ.pop("MRNET_DATA_DIR")
+        else:
+            os.environ["MRNET_DATA_DIR"] = old
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebook_prints_the_exam_shapes_and_label_counts(executed, tiny_phantom):
+    assert str(tiny_phantom) in _text(executed[0])
+    shapes = _text(executed[1])
+    for plane in ("sagittal", "coronal", "axial"):
+        real = np.load(tiny_phantom / "train" / plane / "0000.npy", allow_pickle=False).shape
+        assert f"{plane:9s} shape {real}  dtype uint8" in shapes
+    counts = _text(executed[2])
+    assert "exams per split: {'train': 12, 'valid': 6}" in counts
+    assert "ACL x meniscal tear (train)" in counts
+    # the histogram is a real figure, and the printed table holds the real slice counts
+    assert any("image/png" in o.get("data", {}) for o in executed[3].outputs)
+    lengths = [np.load(p, mmap_mode="r", allow_pickle=False).shape[0]
+               for p in sorted((tiny_phantom / "train" / "axial").glob("*.npy")) +
+               sorted((tiny_phantom / "valid" / "axial").glob("*.npy"))]
+    axial = next(line for line in _text(executed[3]).splitlines() if line.startswith("axial"))
+    assert axial.split()[1:] == [str(min(lengths)), str(int(np.median(lengths))), str(max(lengths))]
+    assert "suspicious stacks:" in _text(executed[5])
+
+
+def test_browser_has_its_controls_and_a_slider_redraws(executed):
+    widget_outputs = [o for o in executed[4].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_outputs, "the browser cell shows no widget"
+    probe = _text(executed[-2])
+    assert "CONTROLS ['Dropdown', 'HBox', 'Image']" in probe
+    for plane in ("sagittal", "coronal", "axial"):
+        assert f"IntSlider:{plane}:" in probe
+    assert "('0012', '0013')" in probe  # valid cases of the tiny phantom, zero-padded
+    assert "SHOWN 1 0012" in probe  # one draw for the first case, not one per slider
+    moved = _text(executed[-1]).split()
+    assert moved[:5] == ["REDRAW", "1", "2", "sagittal", "slice"] and moved[5].startswith("3/")
+    assert moved[6:] == ["PICTURE", "True", "True"]  # a new PNG, drawn for the moved slider
