@@ -44,7 +44,8 @@ def parse_args(argv=None):
                     help="in-plane resolution the CNN sees, by block-averaging the 256 px series "
                          "(%(default)s; README: Input resolution)")
     ap.add_argument("--epochs", type=int, default=16)
-    ap.add_argument("--patience", type=int, default=6, help="early stopping on tuning mean AUC (%(default)s)")
+    ap.add_argument("--patience", type=int, default=6,
+                    help="early stopping on tuning mean AUC, counted from half of --epochs on (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)

@@ -76,7 +76,10 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
         keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
         keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
                                         mode="max", save_best_only=True, save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience),
+        # patience counts only in the second half: a run is never stopped before it has had the time
+        # to start learning (a run stopped at epoch 7 keeping epoch 0 is what this prevents)
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience,
+                                      start_from_epoch=args.epochs // 2),
         keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / plane), write_graph=False),
     ]
@@ -88,8 +91,31 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     # predict on one device: every exam once, in order, whatever the strategy
     (plane_dir / "model_config.json").write_text(json.dumps(model_config(args)))
     model = load_trained(plane_dir)
-    out = {name: model.predict(datasets(name, False), verbose=0) for name in ("fit", "tune", "valid")}
+    out = {name: predict_logits(model, datasets(name, False)) for name in ("fit", "tune", "valid")}
     np.savez(plane_dir / "logits.npz", **out)
+
+
+def inference_step(model):
+    """The model as one graph for any ragged batch: bound to the exported SavedModel's signature
+    (slices [None, 256, 256], counts [None]), it is traced once, whatever the batch shapes.
+
+    Keras' model.predict instead retraces its step when ragged shapes change (each batch has its own
+    slice and exam counts), which TensorFlow warns about and which costs a full graph trace each
+    time: seconds for a large backbone (benchmarks/retracing.py measures both)."""
+    from mrnet.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    from learning.export import SIGNATURE
+
+    return tf.function(lambda slices, counts: model({"slices": slices, "counts": counts}, training=False),
+                       input_signature=SIGNATURE)
+
+
+def predict_logits(model, dataset, step=None):
+    """Every exam's logits, in order, float32, through inference_step."""
+    step = step or inference_step(model)
+    out = [np.asarray(step(x["slices"], x["counts"]), np.float32) for x, *_ in dataset]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 3), np.float32)
 
 
 def load_trained(plane_dir, config=None):

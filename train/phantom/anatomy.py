@@ -3,6 +3,12 @@
 Shapes are painted in list order (later ones cover earlier ones), so the list reads from the
 outside in: skin fat, muscle, fluid recesses, cartilage, bone, then the small structures that
 sit in the joint. Each exam jitters the proportions so no two knees are the same.
+
+Two drawings of the knee (STYLES), so that no recipe is judged on one renderer: "anatomical"
+(the default: one ellipsoidal femur with a carved notch, a domed tibia, thick cortices) and
+"geometric" (two separate femoral condyles, a flat tibial plateau, thin cortices, a thinner ACL
+and menisci of another cross-section). Both return the same landmarks, which is all the
+findings need to place a lesion in its structure.
 """
 
 import numpy as np
@@ -13,8 +19,15 @@ from phantom.shapes import capsule, ellipsoid, meniscus, zcylinder
 MENISCUS_CENTRES = {"medial": -21.0, "lateral": 21.0}
 
 
-def knee(rng, fluid_scale=1.0):
+STYLES = ("anatomical", "geometric")
+
+
+def knee(rng, fluid_scale=1.0, style="anatomical"):
     """Return (shapes, landmarks) for one knee with random but plausible proportions."""
+    if style == "geometric":
+        return geometric_knee(rng, fluid_scale)
+    if style != "anatomical":
+        raise ValueError(f"style {style!r} not in {STYLES}")
     s = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
     w = s(0.92, 1.08)  # bone width factor
     fem_c = np.array([0.0, -2.0, 27.0 + s(-1.5, 1.5)], np.float32)
@@ -84,9 +97,78 @@ def knee(rng, fluid_scale=1.0):
     return shapes, landmarks
 
 
+def geometric_knee(rng, fluid_scale=1.0):
+    """The second drawing: separate condyles, a flat plateau, thin cortices (see the module docstring)."""
+    s = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    w = s(0.9, 1.1)
+    condyle_x = 19.0 * w
+    con_a = np.array([17 * w, 28 * w, 22.0], np.float32)
+    fem_c = np.array([0.0, -2.0, 24.0 + s(-1.5, 1.5)], np.float32)
+    femur_bottom = fem_c[2] - con_a[2]
+    tibia_top = -3.0 + s(-1.0, 1.0)
+    tib_c = np.array([0.0, -2.0, tibia_top - 16.0], np.float32)
+    tib_axes = np.array([38 * w, 27 * w], np.float32)
+    joint_z = (femur_bottom + tibia_top) / 2
+    cart = s(2.0, 2.8)
+    pat_c = np.array([0.0, 38.0 * w + 4, 29.0 + s(-3, 3)], np.float32)
+    pat_a = np.array([19 * w, 8.0, 17.0], np.float32)
+    body = np.array([70 * w + s(0, 14), 64 * w + s(0, 12)], np.float32)
+    condyles = [fem_c + np.array([side * condyle_x, 0, 0], np.float32) for side in (-1, 1)]
+
+    shapes = [
+        zcylinder([0, -6, 0], body, -200, 200, "fat", "subcutaneous fat"),
+        zcylinder([0, -12, 0], body * np.array([0.82, 0.8]), -200, 200, "muscle", "muscle"),
+        ellipsoid([0, 25, joint_z + 2], [18, 12, 14], "fat", "Hoffa fat pad"),
+        ellipsoid([0, pat_c[1] - 11, pat_c[2] + 14], [22, 4.0 * fluid_scale, 18], "fluid", "suprapatellar recess"),
+        ellipsoid([0, -4, joint_z], [42 * w, 31 * w, 2.6 * fluid_scale], "fluid", "joint fluid"),
+        ellipsoid([0, -24 * w, joint_z + 5], [26, 4.5 * fluid_scale, 9], "fluid", "posterior recess"),
+        *[ellipsoid(c, con_a + cart, "cartilage", "femoral cartilage", clip=[(c - [0, 0, 6], [0, 0, 1])])
+          for c in condyles],
+        zcylinder(tib_c, tib_axes, tibia_top - 1, tibia_top + cart, "cartilage", "tibial cartilage"),
+        ellipsoid(pat_c, pat_a + [0, cart, 0], "cartilage", "patellar cartilage", clip=[(pat_c, [0, 1, 0])]),
+        *[ellipsoid(c, con_a, "cortex", "femoral cortex") for c in condyles],
+        zcylinder([0, -4, 0], [16 * w, 15 * w], fem_c[2], 200, "cortex", "femoral shaft cortex"),
+        zcylinder(tib_c, tib_axes, -200, tibia_top, "cortex", "tibial cortex"),
+        ellipsoid(condyles[0], con_a - 0.7, "marrow", "femur"),
+        ellipsoid(condyles[1], con_a - 0.7, "marrow", "lateral femoral condyle"),
+        zcylinder([0, -4, 0], [15.2 * w, 14.2 * w], fem_c[2] - 4, 200, "marrow", "femoral shaft"),
+        zcylinder(tib_c, tib_axes - 0.7, -200, tibia_top - 0.7, "marrow", "tibia"),
+        ellipsoid([27 * w, -13, tibia_top - 30], [7, 7, 9], "marrow", "fibular head"),
+        ellipsoid(pat_c, pat_a, "cortex", "patellar cortex"),
+        ellipsoid(pat_c, pat_a - 0.7, "marrow", "patella"),
+        ellipsoid([0, -12, femur_bottom + 11], [condyle_x - 13 * w, 18, 12], "fat", "intercondylar notch"),
+        capsule([0, pat_c[1] - 2, pat_c[2] - pat_a[2] + 2], [0, 29 * w, tibia_top - 12], 3.6, "ligament",
+                "patellar tendon"),
+        capsule([0, pat_c[1] - 4, pat_c[2] + pat_a[2] - 2], [0, 20, 90], 4.5, "ligament", "quadriceps tendon"),
+        capsule([-41 * w, -4, joint_z + 28], [-40 * w, -2, joint_z - 28], 1.4, "ligament", "MCL"),
+        capsule([39 * w, -12, joint_z + 24], [28 * w, -13, tibia_top - 30], 1.4, "ligament", "LCL"),
+    ]
+    acl = (np.array([6.5 * w, -12 * w, femur_bottom + 13], np.float32),
+           np.array([-2.5, 8 * w, tibia_top + 0.5], np.float32))
+    pcl = (np.array([-6.5 * w, 2 * w, femur_bottom + 12], np.float32),
+           np.array([1.0, -20 * w, tibia_top - 4], np.float32))
+    shapes += [capsule(*acl, s(2.8, 3.4), "ligament", "ACL"), capsule(*pcl, s(3.6, 4.4), "ligament", "PCL")]
+    menisci = {}
+    for side, cx in (("medial", -20.0), ("lateral", 20.0)):
+        centre = np.array([cx * w, -3.0, joint_z], np.float32)
+        geometry = dict(r_in=9.5 * w, r_out=17.5 * w, height=s(3.0, 3.8), inward_x=-np.sign(cx), gap=6.0)
+        menisci[side] = {"centre": centre, **geometry}
+        shapes.append(meniscus(centre, tissue="meniscus", name=f"{side} meniscus", **geometry))
+    landmarks = {
+        "femur": (fem_c, con_a), "condyle_x": condyle_x, "tibia": (tib_c, np.array([*tib_axes, 16.0], np.float32)),
+        "plateau_z": tibia_top, "patella": (pat_c, pat_a), "cartilage": cart, "joint_z": joint_z, "acl": acl,
+        "menisci": menisci, "femur_bottom": femur_bottom, "tibia_top": tibia_top,
+    }
+    return shapes, landmarks
+
+
 def cartilage_point(landmarks, x, bone):
     """The point of the weight-bearing cartilage above (femur) or below (tibia) lateral position x."""
+    if bone == "tibia" and "plateau_z" in landmarks:  # geometric: a flat plateau
+        c = landmarks["tibia"][0]
+        return np.array([x, c[1], landmarks["plateau_z"] + landmarks["cartilage"] / 2], np.float32)
     c, a = landmarks[bone]
-    half = a[2] * np.sqrt(max(0.0, 1 - (x / a[0]) ** 2)) + landmarks["cartilage"] / 2
+    across = x - np.sign(x) * landmarks["condyle_x"] if bone == "femur" and "condyle_x" in landmarks else x
+    half = a[2] * np.sqrt(max(0.0, 1 - (across / a[0]) ** 2)) + landmarks["cartilage"] / 2
     z = c[2] - half if bone == "femur" else c[2] + half
     return np.array([x, c[1], z], np.float32)

@@ -11,22 +11,25 @@ STRUCTURES = ("ACL", "medial meniscus", "lateral meniscus", "femur", "tibia")
 BAD_RATE = 0.02  # per stack and kind of bad stack
 
 
-def make_exam(seed, index, render_size=128, with_masks=False):
+def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, lesion_contrast=1.0,
+              style="anatomical"):
     """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
 
     With `with_masks`, also the boolean masks of every lesion and of key structures, per plane.
+    `lesion_scale` and `lesion_contrast` set the rung of the difficulty ladder (findings.RUNGS),
+    `style` the drawing and rendering (anatomy.STYLES); the defaults are generator v3's exams.
     """
     rng = np.random.default_rng([seed, index])
     abnormal, acl, men = draw_labels(rng)
     lesion_shapes, findings = [], []
     # knee proportions first (needed to place lesions); effusion changes the fluid recesses only
     state = rng.bit_generator.state
-    _, landmarks = knee(rng)
+    _, landmarks = knee(rng, style=style)
     if acl:
-        lesion_shapes += acl_tear(rng, landmarks)
+        lesion_shapes += acl_tear(rng, landmarks, lesion_scale, lesion_contrast)
         findings.append("ACL tear")
     if men:
-        shapes, side = meniscal_tear(rng, landmarks)
+        shapes, side = meniscal_tear(rng, landmarks, lesion_scale, lesion_contrast)
         lesion_shapes += shapes
         findings.append(f"{side} meniscal tear")
     extra, fluid_scale, kinds = other_findings(rng, landmarks, abnormal, required=abnormal and not (acl or men))
@@ -36,7 +39,7 @@ def make_exam(seed, index, render_size=128, with_masks=False):
         fluid_scale = rng.uniform(0.6, 1.6)  # physiological fluid varies in healthy knees too
     after = rng.bit_generator.state
     rng.bit_generator.state = state
-    shapes, _ = knee(rng, fluid_scale=fluid_scale)  # same proportions, final fluid
+    shapes, _ = knee(rng, fluid_scale=fluid_scale, style=style)  # same proportions, final fluid
     rng.bit_generator.state = after
 
     pose = (rotation(rng, 7.0), rng.uniform(-5, 5, 3).astype(np.float32), float(rng.uniform(0.88, 1.12)))
@@ -48,7 +51,8 @@ def make_exam(seed, index, render_size=128, with_masks=False):
         kind = "out of field of view" if draw < BAD_RATE else "pulsation artefact" if draw < 2 * BAD_RATE else None
         if kind:
             bad[plane] = kind
-        series[plane], plane_masks = render_stack(rng, plane, shapes + lesion_shapes, pose, render_size, kind, keep)
+        series[plane], plane_masks = render_stack(rng, plane, shapes + lesion_shapes, pose, render_size, kind, keep,
+                                                    style)
         lesion_slices[plane] = {n: np.flatnonzero(plane_masks[n].any(axis=(1, 2))).tolist() for n in lesion_names}
         if with_masks:
             masks[plane] = plane_masks

@@ -2,6 +2,11 @@
 
 Every lesion is a shape painted over the normal knee, named so tests and explanations can find
 it again. Size and contrast are drawn per exam: some tears are obvious, some are a faint line.
+
+The difficulty ladder scales what was drawn, never the draws themselves: `scale` multiplies a
+tear's dimensions and `contrast` its fluid signal, after the random numbers are taken, so the
+default rung (1, 1) reproduces the v3 series byte for byte and every rung has the same exams,
+labels and lesion positions, only smaller or fainter lesions.
 """
 
 import numpy as np
@@ -19,21 +24,28 @@ def draw_labels(rng):
     return combos[rng.choice(len(combos), p=p / p.sum())]
 
 
-def acl_tear(rng, landmarks):
+# Named rungs of the ladder: (lesion scale, lesion contrast). "faint" is about v2's tears (ACL gap
+# 3.6-7 mm, meniscal tears 1.1-1.8 mm thick at 0.6-0.75 contrast), on which no recipe took off.
+RUNGS = {"v3": (1.0, 1.0), "subtle": (0.8, 0.88), "faint": (0.6, 0.75)}
+
+
+def acl_tear(rng, landmarks, scale=1.0, contrast=1.0):
     """Fibre discontinuity: a fluid-filled gap in the ACL, with fluid pooling in the notch."""
     p0, p1 = landmarks["acl"]
     t = rng.uniform(0.35, 0.65)
-    gap = rng.uniform(6.0, 12.0)
+    gap = rng.uniform(6.0, 12.0) * scale
     axis = (p1 - p0) / np.linalg.norm(p1 - p0)
     mid = p0 + t * (p1 - p0)
-    contrast = rng.uniform(0.75, 1.0)
+    signal = min(1.0, rng.uniform(0.75, 1.0) * contrast)
+    notch = rng.uniform([6, 7, 6], [9, 11, 9]) * scale
     return [
-        ellipsoid(mid + [0, 0, 1.0], rng.uniform([6, 7, 6], [9, 11, 9]), ("fluid", contrast * 0.8), "ACL notch fluid"),
-        capsule(mid - axis * gap / 2, mid + axis * gap / 2, 5.5, ("fluid", contrast), "ACL tear"),
+        ellipsoid(mid + [0, 0, 1.0], notch, ("fluid", signal * 0.8), "ACL notch fluid"),
+        # the gap stays wider than the ligament (radius <= 4 mm) on every rung: a tear, not a nick
+        capsule(mid - axis * gap / 2, mid + axis * gap / 2, 5.5 * scale ** 0.5, ("fluid", signal), "ACL tear"),
     ]
 
 
-def meniscal_tear(rng, landmarks):
+def meniscal_tear(rng, landmarks, scale=1.0, contrast=1.0):
     """A bright line through the dark meniscus: one side, one horn, horizontal or vertical."""
     side = rng.choice(["medial", "lateral"])
     horn = rng.choice(["anterior", "posterior"], p=[0.3, 0.7])
@@ -47,13 +59,13 @@ def meniscal_tear(rng, landmarks):
         normal = [rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15), 1.0]
     else:  # vertical tear through the horn, radial-ish
         normal = [np.cos(angle), sign * np.sin(angle) * 0.3, rng.uniform(-0.3, 0.3)]
-    half_width = rng.uniform(0.9, 1.5)
-    extent = rng.uniform(7.0, 10.0)
+    half_width = rng.uniform(0.9, 1.5) * scale
+    extent = rng.uniform(7.0, 10.0) * scale
     # keep the line inside one horn: a box of `extent` mm around the tear point
     clip = [(point + e * extent * np.array(ax, np.float32), e * np.array(ax, np.float32))
             for ax in ([1, 0, 0], [0, 1, 0]) for e in (1, -1)]
-    contrast = rng.uniform(0.8, 1.0)
-    tear = slab(point, normal, half_width, (point, extent * 1.5), ("fluid", contrast),
+    signal = min(1.0, rng.uniform(0.8, 1.0) * contrast)
+    tear = slab(point, normal, half_width, (point, extent * 1.5), ("fluid", signal),
                 f"meniscal tear {side} {horn}", clip=clip)
     tear.within = meniscus(c, m["r_in"], m["r_out"], m["height"], m["inward_x"], m["gap"], "meniscus")
     return [tear], side

@@ -4,6 +4,12 @@ The knee is analytic, so each stack is rendered straight onto its own voxel grid
 ever built, and every shape is evaluated only inside the index box its bounding sphere covers.
 Rendering happens at `render_size` in-plane and is resampled to 256 x 256 before the noise, which is
 added at full resolution so the texture is real-size.
+
+Two styles (see anatomy.py for their drawings). "anatomical": CONTRAST, a smooth polynomial coil
+shading, and magnitude-of-Gaussian noise. "geometric": GEOMETRIC_CONTRAST (the same three MRNet
+sequences with other tissue ratios), a surface-coil profile that is brightest near one side of
+the field of view, a point-spread blur (k-space truncation), and Rician noise (the magnitude of
+a complex signal with noise in both channels). Both are scaled like the publisher's series.
 """
 
 import numpy as np
@@ -21,6 +27,15 @@ CONTRAST = {
     # axial PD fat-sat
     "axial": dict(fat=44, muscle=64, fluid=225, cartilage=140, marrow=52, cortex=6, ligament=14,
                   meniscus=11, oedema=185),
+}
+# The second style: same sequences, other tissue ratios (darker marrow on T1, greyer cartilage, ...).
+GEOMETRIC_CONTRAST = {
+    "sagittal": dict(fat=24, muscle=36, fluid=236, cartilage=92, marrow=31, cortex=8, ligament=16,
+                     meniscus=12, oedema=170),
+    "coronal": dict(fat=200, muscle=33, fluid=46, cartilage=72, marrow=178, cortex=8, ligament=16,
+                    meniscus=11, oedema=92),
+    "axial": dict(fat=38, muscle=52, fluid=216, cartilage=120, marrow=44, cortex=7, ligament=16,
+                  meniscus=13, oedema=164),
 }
 # Slice normal, row and column directions in the scanner frame; field of view and coverage (mm).
 GEOMETRY = {
@@ -126,6 +141,27 @@ def bias_field(rng, shape):
     return (1 + a * yy + b * xx + c * (yy * yy + xx * xx - 0.66)).astype(np.float32)
 
 
+def surface_coil(rng, shape):
+    """A receive coil on one side: signal falls off with the distance from it."""
+    yy, xx = np.meshgrid(np.linspace(-1, 1, shape[1], dtype=np.float32),
+                         np.linspace(-1, 1, shape[2], dtype=np.float32), indexing="ij")
+    angle = rng.uniform(0, 2 * np.pi)
+    cy, cx = 1.6 * np.sin(angle), 1.6 * np.cos(angle)
+    reach = rng.uniform(1.6, 2.4)
+    return (0.55 + 0.75 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / reach ** 2)).astype(np.float32)
+
+
+def blur(image, rng):
+    """Point-spread blur in-plane (k-space truncation): a 3-tap kernel along rows, then columns."""
+    edge = rng.uniform(0.12, 0.22)
+    for axis in (1, 2):
+        a = np.moveaxis(image, axis, -1)
+        prev = np.concatenate([a[..., :1], a[..., :-1]], axis=-1)
+        nxt = np.concatenate([a[..., 1:], a[..., -1:]], axis=-1)
+        image = np.moveaxis((1 - 2 * edge) * a + edge * (prev + nxt), -1, axis)
+    return image
+
+
 def pulsation(rng, image):
     """Ghost copies along the phase-encoding direction, as vessel pulsation produces."""
     period = int(rng.integers(20, 60))
@@ -134,25 +170,32 @@ def pulsation(rng, image):
     return image + ghosts.astype(np.float32)
 
 
-def render_stack(rng, plane, shapes, pose, size, bad=None, keep=()):
+def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anatomical"):
     """Return (uint8 (slices, 256, 256), {lesion name: boolean mask at 256})."""
+    geometric = style == "geometric"
     slices = slice_count(rng)
     shift = rng.uniform(-6, 6, 2)
     if bad == "out of field of view":
         shift = rng.choice([-1, 1], 2) * rng.uniform(55, 75, 2)
     grid = Grid(plane, slices, size, pose, shift, rng.uniform(0.9, 1.08))
-    tissues = {k: v * rng.uniform(0.9, 1.1) for k, v in CONTRAST[plane].items()}
+    table = GEOMETRIC_CONTRAST if geometric else CONTRAST
+    tissues = {k: v * rng.uniform(0.9, 1.1) for k, v in table[plane].items()}
     image = np.zeros(grid.shape, np.float32)
     masks = paint(image, grid, shapes, tissues, keep)
     while image.shape[1] < OUT:
         image = upsample2(upsample2(image, 1), 2)
         masks = {k: m.repeat(2, 1).repeat(2, 2) for k, m in masks.items()}
-    image *= bias_field(rng, image.shape)
+    image *= surface_coil(rng, image.shape) if geometric else bias_field(rng, image.shape)
     sigma = rng.uniform(3.0, 7.0)
     if bad == "pulsation artefact":
         image = pulsation(rng, image)
         sigma *= 2.5
-    image = np.abs(image + rng.standard_normal(image.shape, dtype=np.float32) * sigma)
+    if geometric:
+        image = blur(image, rng)
+        imaginary = rng.standard_normal(image.shape, dtype=np.float32) * sigma
+        image = np.hypot(image + rng.standard_normal(image.shape, dtype=np.float32) * sigma, imaginary)
+    else:
+        image = np.abs(image + rng.standard_normal(image.shape, dtype=np.float32) * sigma)
     # like the publisher's scaling: about 1 % of pixels saturate at 255
     p99 = np.percentile(image[:, ::3, ::3], 99.0)
     image = image * (255.0 / max(p99, 1.0)) - sigma * 0.5

@@ -13,17 +13,23 @@ from tqdm import tqdm
 from phantom.exam import PLANES, make_exam
 
 TASKS = ("abnormal", "acl", "meniscus")
-GENERATOR_VERSION = 3
-DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0)
+# v4: the difficulty ladder (lesion scale and contrast) and a second style; its defaults (rung v3,
+# style anatomical) write v3's series byte for byte, and phantom-truth.json records rung and style.
+GENERATOR_VERSION = 4
+DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0, lesion_scale=1.0,
+                lesion_contrast=1.0, style="anatomical")
 CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
 
 
-def _exam(index, seed, render_size):
-    return make_exam(seed, index, render_size)
+def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style):
+    return make_exam(seed, index, render_size, lesion_scale=lesion_scale, lesion_contrast=lesion_contrast, style=style)
 
 
-def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.0, workers=None, progress=True):
-    """Generate into `out.tmp-*`, then rename: an interrupted run never leaves a half dataset."""
+def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.0, workers=None, progress=True,
+                  lesion_scale=1.0, lesion_contrast=1.0, style="anatomical"):
+    """Generate into `out.tmp-*`, then rename: an interrupted run never leaves a half dataset.
+    `lesion_scale`, `lesion_contrast`: the rung of the difficulty ladder (findings.RUNGS);
+    `style`: the drawing and rendering (anatomy.STYLES)."""
     out = Path(out)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -35,7 +41,8 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     labels = {s: {t: [] for t in TASKS} for s in ("train", "valid")}
     truth = {}
     noise_rng = np.random.default_rng([seed, 1 << 30])
-    job = partial(_exam, seed=seed, render_size=render_size)
+    job = partial(_exam, seed=seed, render_size=render_size, lesion_scale=lesion_scale,
+                  lesion_contrast=lesion_contrast, style=style)
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
         exams = pool.imap(job, range(total), chunksize=2)
@@ -58,7 +65,8 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     (tmp / "valid-paths.csv").write_text(
         "".join(f"{out.name}/valid/{plane}/{case}.npy\n" for case in valid_cases for plane in PLANES))
     meta = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_valid": n_valid,
-            "render_size": render_size, "label_noise": label_noise, "exams": truth}
+            "render_size": render_size, "label_noise": label_noise, "lesion_scale": lesion_scale,
+            "lesion_contrast": lesion_contrast, "style": style, "exams": truth}
     (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     if out.exists():
         shutil.rmtree(out)
@@ -80,10 +88,15 @@ class _Serial:
 
 
 def default_phantom(progress=True, **overrides):
-    """The project's default dataset, generated on first use into the cache folder."""
+    """The project's default dataset (or a variant: other rung, style, size), generated on first use
+    into the cache folder; the folder name holds every parameter, so a variant never reuses another."""
     params = {**DEFAULTS, **overrides}
     key = "phantom-v{}-seed{seed}-n{n_train}+{n_valid}-r{render_size}-noise{label_noise}".format(
         GENERATOR_VERSION, **params)
+    if (params["lesion_scale"], params["lesion_contrast"]) != (1.0, 1.0):
+        key += "-lesion{lesion_scale}x{lesion_contrast}".format(**params)
+    if params["style"] != "anatomical":
+        key += "-" + params["style"]
     path = CACHE / key / "MRNet-v1.0"
     if not (path / "phantom-truth.json").is_file():
         print(f"phantom: generating the default dataset into {path} (first use only)")

@@ -11,7 +11,8 @@ def chance(n_slices, lesion, k):
 
 def hit_rates(models, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding="ACL tear", split="valid"):
     """{k: (hit rate, chance rate)} and the number of exams they are over; `models` maps a plane
-    to its loaded SavedModel (a bundle's, or one plane exported alone)."""
+    to its loaded SavedModel (a bundle's, or one plane exported alone). `finding` is the start of
+    the lesion's name in phantom-truth.json: "ACL tear", or "meniscal tear" for either meniscus."""
     import numpy as np
 
     from mrnet.explain import decisive_slices, plane_explanation
@@ -25,7 +26,8 @@ def hit_rates(models, data_dir, ks=(1, 3), plane="sagittal", task="acl", finding
     labels = read_labels(data_dir).loc[split]
     hits, base, n = {k: 0 for k in ks}, {k: 0.0 for k in ks}, 0
     for case in labels.index[labels[task] == 1]:
-        lesion = set(truth["exams"][case]["lesion_slices"][plane].get(finding, []))
+        lesion = {k for name, on in truth["exams"][case]["lesion_slices"][plane].items() if name.startswith(finding)
+                  for k in on}
         if not lesion:
             continue
         slices = np.asarray(open_series(series_path(data_dir, split, plane, case)))

@@ -1,0 +1,119 @@
+"""Does the training recipe learn from exam labels on data it was not tuned on? The ladder, side by side.
+
+    python benchmarks/learnability.py            # full: 240 + 80 exams per dataset, about an hour on 2 cores
+    python benchmarks/learnability.py --quick    # 96 + 48 exams, 4 epochs, one seed: minutes, for iterating
+
+Datasets: the default phantom (rung v3, anatomical style), the faintest rung (v2-like tears), and
+the second rendering style (phantom/anatomy.py, render.py); `--datasets` picks. Recipes, each a
+real `python train/fit.py` run (its own process, its own bundle):
+  default    fit.py's defaults
+  reference  a peer-style batch-of-one recipe: one exam per batch (--batch-slices 1), max over
+             slices, average pooling over space; one model per plane and the same logistic
+             regression over planes, as every public MRNet submission does it
+The default recipe runs with every seed of --seeds on the default phantom (its spread), the rest
+with the first seed. Each row: combined valid AUC per task and mean (80 held-out exams), wall time
+of fit.py, and the top-1 decisive-slice hit rate of the sagittal model for ACL and meniscal tears
+(phantom truth; chance in brackets). Rows print as they finish; --out keeps them as JSON.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
+
+DATASETS = {"v3": {}, "subtle": {"rung": "subtle"}, "faint": {"rung": "faint"}, "geometric": {"style": "geometric"},
+            "faint-geometric": {"rung": "faint", "style": "geometric"}}
+RECIPES = {"default": [], "reference": ["--batch-slices", "1", "--pooling", "max", "--space-pool", "avg"]}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="96 + 48 exams, 4 epochs, seed 0 only")
+    ap.add_argument("--datasets", nargs="+", default=["v3", "faint", "geometric"], choices=list(DATASETS))
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "learnability.json")
+    return ap.parse_args(argv)
+
+
+def dataset(name, quick):
+    from phantom.findings import RUNGS
+    from phantom.writer import default_phantom
+
+    spec = DATASETS[name]
+    scale, contrast = RUNGS[spec.get("rung", "v3")]
+    size = dict(n_train=96, n_valid=48) if quick else {}
+    return default_phantom(progress=False, lesion_scale=scale, lesion_contrast=contrast,
+                           style=spec.get("style", "anatomical"), **size)
+
+
+def run_fit(data_dir, recipe, seed, quick, work):
+    """One fit.py run in its own process: (its manifest, seconds)."""
+    flags = RECIPES[recipe] + (["--epochs", "4", "--patience", "4"] if quick else [])
+    cmd = [sys.executable, str(ROOT / "train" / "fit.py"), "--data-dir", str(data_dir), "--seed", str(seed),
+           "--run-dir", str(work / "run"), "--bundle", str(work / "bundle"), "--quiet", *flags]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"learnability: fit.py failed ({recipe}, seed {seed}):\n{result.stderr[-3000:]}")
+    return json.loads((work / "bundle" / "manifest.json").read_text()), seconds
+
+
+def hit_rate(bundle, data_dir, task, finding):
+    from mrnet.infer import load_bundle
+    from scoring.explanations import hit_rates
+
+    rates, n = hit_rates(load_bundle(bundle)[2], data_dir, ks=(1,), task=task, finding=finding)
+    return {"hit": rates[1][0], "chance": rates[1][1], "exams": n}
+
+
+def row_text(r):
+    auc = r["valid_auc"]
+    cells = " ".join(f"{auc[t]:.3f}" if auc[t] is not None else "  -  " for t in ("abnormal", "acl", "meniscus"))
+    hits = " ".join(f"{h['hit']:.2f} ({h['chance']:.2f})" for h in (r["hit_acl"], r["hit_meniscus"]))
+    return (f"{r['dataset']:16s}{r['recipe']:10s}{r['seed']:>4d}  {cells}  {r['mean_text']:>7s}"
+            f"{r['seconds']:>8.0f}  {hits}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    print(f"learnability: {'quick' if args.quick else 'full'}; {os.cpu_count()} CPU cores; datasets "
+          f"{', '.join(args.datasets)}; recipes {', '.join(args.recipes)}", flush=True)
+    print(f"{'dataset':16s}{'recipe':10s}{'seed':>4s}  abn.  ACL   men.      mean  fit (s)  "
+          f"hit@1 ACL, meniscus (chance)", flush=True)
+    rows = []
+    for name in args.datasets:
+        data_dir = dataset(name, args.quick)
+        for recipe in args.recipes:
+            for seed in (seeds if (name == "v3" and recipe == "default") else seeds[:1]):
+                with tempfile.TemporaryDirectory(prefix="mrnet-learnability-") as work:
+                    manifest, seconds = run_fit(data_dir, recipe, seed, args.quick, Path(work))
+                    combined = manifest["metrics"]["valid_auc"]["combined"]
+                    row = {"dataset": name, "recipe": recipe, "seed": seed, "seconds": seconds,
+                           "valid_auc": {t: combined[t] for t in ("abnormal", "acl", "meniscus")},
+                           "mean": combined["mean"], "mean_text": combined["mean_text"],
+                           "hit_acl": hit_rate(Path(work) / "bundle", data_dir, "acl", "ACL tear"),
+                           "hit_meniscus": hit_rate(Path(work) / "bundle", data_dir, "meniscus", "meniscal tear")}
+                rows.append(row)
+                print(row_text(row), flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps({"quick": args.quick, "rows": rows}, indent=1))
+    spread = [r["mean"] for r in rows if r["dataset"] == "v3" and r["recipe"] == "default" and r["mean"] is not None]
+    if len(spread) > 1:
+        print(f"\ndefault recipe on the default phantom over {len(spread)} seeds: mean AUC "
+              f"{np.mean(spread):.3f} +/- {np.std(spread, ddof=1):.3f} (min {min(spread):.3f}, max {max(spread):.3f})")
+
+
+if __name__ == "__main__":
+    main()
