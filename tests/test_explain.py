@@ -64,6 +64,10 @@ def test_hit_rate_runs_on_the_phantom_truth(tiny_phantom, tiny_bundle):
     for k, (hit, base) in rates.items():
         assert 0.0 <= hit <= 1.0 and 0.0 < base <= 1.0
     assert rates[3][1] >= rates[1][1]
+    # "meniscal tear" matches either meniscus's tear by the start of its name
+    rates, n = hit_rates(load_bundle(tiny_bundle)[2], tiny_phantom, ks=(1,), task="meniscus",
+                         finding="meniscal tear", split="train")
+    assert n == int(read_labels(tiny_phantom).loc["train"]["meniscus"].sum()) > 0
 
 
 @pytest.mark.slow

@@ -49,3 +49,22 @@ def test_augmentation_moves_all_slices_of_an_exam_together():
     np.testing.assert_allclose(out[0], out[2], atol=1e-6)
     assert not np.allclose(out[0], images[0])  # it did transform
     np.testing.assert_array_equal(np.asarray(layer([images, np.array([3, 2], "int32")], training=False)), images)
+
+
+def test_early_stopping_waits_for_half_the_epochs(tmp_path):
+    """fit.py's callbacks on a model whose tuning AUC cannot improve: patience 0 would stop after one
+    epoch; patience counts only from half of the epochs, so the run gets at least that far."""
+    import keras
+
+    from learning.training import plane_callbacks
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, (32, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse",  # learning rate 0: nothing ever improves
+                  metrics=[keras.metrics.AUC(name="auc")])
+    history = model.fit(x, y, validation_data=(x, y), epochs=8, verbose=0,
+                        callbacks=plane_callbacks(tmp_path, tmp_path / "tb", epochs=8, patience=0))
+    # monitoring starts at epoch index 4, whose AUC is the first best; index 5 does not improve: stop.
+    # Counted from the start, patience 0 would have stopped at index 1 (2 epochs).
+    assert len(history.history["loss"]) == 6

