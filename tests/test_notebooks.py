@@ -1,7 +1,8 @@
-"""The exploration notebook, executed headless in a real Jupyter kernel on the tiny phantom.
+"""The notebooks, executed headless in a real Jupyter kernel on the tiny phantom (and its bundle).
 
-The notebook runs unchanged (its data cell reads MRNET_DATA_DIR); two cells are appended that drive
-the browser widget inside the same kernel, as a person would with the mouse.
+Each notebook runs unchanged (its first cell reads MRNET_DATA_DIR and MRNET_BUNDLE); to the
+exploration notebook two cells are appended that drive the browser widget inside the same
+kernel, as a person would with the mouse.
 """
 
 from pathlib import Path
@@ -32,24 +33,23 @@ def _text(cell):
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
-@pytest.fixture(scope="module")
-def executed(tiny_phantom, tmp_path_factory):
-    import os
-
-    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
-    nb.cells += [nbformat.v4.new_code_cell(PROBE), nbformat.v4.new_code_cell(MOVE)]
-    old = os.environ.get("MRNET_DATA_DIR")
-    os.environ["MRNET_DATA_DIR"] = str(tiny_phantom)  # the kernel inherits it: the notebook's one data cell
-    try:
+def execute(name, monkeypatch, extra=(), **env):
+    """Run notebooks/<name> in a fresh kernel (which inherits `env`); its code cells, outputs filled."""
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in extra]
+    with monkeypatch.context() as m:
+        for key, value in env.items():
+            m.setenv(key, str(value))
         NotebookClient(nb, timeout=300, kernel_name="python3",
                        resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    finally:
-        if old is None:
-            os.environ.pop("MRNET_DATA_DIR")
-        else:
-            os.environ["MRNET_DATA_DIR"] = old
     return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.fixture(scope="module")
+def executed(tiny_phantom):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return execute("explore.ipynb", monkeypatch, (PROBE, MOVE), MRNET_DATA_DIR=tiny_phantom)
 
 
 def test_notebook_prints_the_exam_shapes_and_label_counts(executed, tiny_phantom):
@@ -83,3 +83,16 @@ def test_browser_has_its_controls_and_a_slider_redraws(executed):
     moved = _text(executed[-1]).split()
     assert moved[:5] == ["REDRAW", "1", "2", "sagittal", "slice"] and moved[5].startswith("3/")
     assert moved[6:] == ["PICTURE", "True", "True"]  # a new PNG, drawn for the moved slider
+
+
+def test_submission_notebook_predicts_scores_and_explains(tiny_phantom, tiny_bundle, monkeypatch, tmp_path):
+    cells = execute("submission.ipynb", monkeypatch, MRNET_DATA_DIR=tiny_phantom, MRNET_BUNDLE=tiny_bundle,
+                    MRNET_WORK=tmp_path)
+    assert len((tmp_path / "output.csv").read_text().splitlines()) == 6
+    assert "6 exams, 18 lines" in _text(cells[1])
+    predicted = _text(cells[2])
+    assert "predict: ok" in predicted and "6 rows (abnormal, acl, meniscus)" in predicted
+    scored = _text(cells[3])
+    assert "6 exams; 95% intervals" in scored and "\nmean " in scored
+    for cell in (cells[3], cells[4]):  # the ROC figure and one explanation, shown as pictures
+        assert any("image/png" in o.get("data", {}) for o in cell.outputs)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import package
+from upload.archive import check_output
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,9 +45,9 @@ def test_no_bundle_no_archive(tiny_phantom, tmp_path):
 def test_check_output_rejects_wrong_rows(tmp_path):
     path = tmp_path / "out.csv"
     path.write_text("0.1,0.2,0.3\n")
-    package.check_output(path, 1)
+    check_output(path, 1)
     with pytest.raises(SystemExit, match="2 exams"):
-        package.check_output(path, 2)
+        check_output(path, 2)
     path.write_text("0.1,1.2,0.3\n")
     with pytest.raises(SystemExit, match=r"out.csv:1"):
-        package.check_output(path, 1)
+        check_output(path, 1)

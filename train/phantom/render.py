@@ -6,7 +6,7 @@ Rendering happens at `render_size` in-plane and is resampled to 256 x 256 before
 added at full resolution so the texture is real-size.
 
 Two styles (see anatomy.py for their drawings). "anatomical": CONTRAST, a smooth polynomial coil
-shading, and magnitude-of-Gaussian noise. "geometric": GEOMETRIC_CONTRAST (the same three MRNet
+shading, and magnitude-of-Gaussian noise. "geometric": other CONTRAST (the same three MRNet
 sequences with other tissue ratios), a surface-coil profile that is brightest near one side of
 the field of view, a point-spread blur (k-space truncation), and Rician noise (the magnitude of
 a complex signal with noise in both channels). Both are scaled like the publisher's series.
@@ -16,26 +16,28 @@ import numpy as np
 from phantom.shapes import signed_distance
 
 OUT = 256
-# Tissue signal per sequence before exam jitter (arbitrary units, roughly 0-255).
+# Tissue signal per style and sequence before exam jitter (arbitrary units, roughly 0-255). The
+# geometric style keeps the three MRNet sequences with other tissue ratios (darker marrow on T1, ...).
 CONTRAST = {
-    # sagittal T2 fat-sat: fluid bright, fat and marrow dark
-    "sagittal": dict(fat=34, muscle=50, fluid=245, cartilage=118, marrow=42, cortex=6, ligament=12,
-                     meniscus=9, oedema=195),
-    # coronal T1: fat and marrow bright, fluid dark
-    "coronal": dict(fat=215, muscle=38, fluid=40, cartilage=92, marrow=205, cortex=6, ligament=12,
-                    meniscus=9, oedema=85),
-    # axial PD fat-sat
-    "axial": dict(fat=44, muscle=64, fluid=225, cartilage=140, marrow=52, cortex=6, ligament=14,
-                  meniscus=11, oedema=185),
-}
-# The second style: same sequences, other tissue ratios (darker marrow on T1, greyer cartilage, ...).
-GEOMETRIC_CONTRAST = {
-    "sagittal": dict(fat=24, muscle=36, fluid=236, cartilage=92, marrow=31, cortex=8, ligament=16,
-                     meniscus=12, oedema=170),
-    "coronal": dict(fat=200, muscle=33, fluid=46, cartilage=72, marrow=178, cortex=8, ligament=16,
-                    meniscus=11, oedema=92),
-    "axial": dict(fat=38, muscle=52, fluid=216, cartilage=120, marrow=44, cortex=7, ligament=16,
-                  meniscus=13, oedema=164),
+    "anatomical": {
+        # sagittal T2 fat-sat: fluid bright, fat and marrow dark
+        "sagittal": dict(fat=34, muscle=50, fluid=245, cartilage=118, marrow=42, cortex=6, ligament=12,
+                         meniscus=9, oedema=195),
+        # coronal T1: fat and marrow bright, fluid dark
+        "coronal": dict(fat=215, muscle=38, fluid=40, cartilage=92, marrow=205, cortex=6, ligament=12,
+                        meniscus=9, oedema=85),
+        # axial PD fat-sat
+        "axial": dict(fat=44, muscle=64, fluid=225, cartilage=140, marrow=52, cortex=6, ligament=14,
+                      meniscus=11, oedema=185),
+    },
+    "geometric": {
+        "sagittal": dict(fat=24, muscle=36, fluid=236, cartilage=92, marrow=31, cortex=8, ligament=16,
+                         meniscus=12, oedema=170),
+        "coronal": dict(fat=200, muscle=33, fluid=46, cartilage=72, marrow=178, cortex=8, ligament=16,
+                        meniscus=11, oedema=92),
+        "axial": dict(fat=38, muscle=52, fluid=216, cartilage=120, marrow=44, cortex=7, ligament=16,
+                      meniscus=13, oedema=164),
+    },
 }
 # Slice normal, row and column directions in the scanner frame; field of view and coverage (mm).
 GEOMETRY = {
@@ -178,8 +180,7 @@ def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anato
     if bad == "out of field of view":
         shift = rng.choice([-1, 1], 2) * rng.uniform(55, 75, 2)
     grid = Grid(plane, slices, size, pose, shift, rng.uniform(0.9, 1.08))
-    table = GEOMETRIC_CONTRAST if geometric else CONTRAST
-    tissues = {k: v * rng.uniform(0.9, 1.1) for k, v in table[plane].items()}
+    tissues = {k: v * rng.uniform(0.9, 1.1) for k, v in CONTRAST[style][plane].items()}
     image = np.zeros(grid.shape, np.float32)
     masks = paint(image, grid, shapes, tissues, keep)
     while image.shape[1] < OUT:
