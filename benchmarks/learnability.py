@@ -39,8 +39,34 @@ def parse_args(argv=None):
     ap.add_argument("--datasets", nargs="+", default=["v3", "faint", "geometric"], choices=list(DATASETS))
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "learnability.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "learnability.json",
+                    help="rows as JSON; the trade-off figure (mean AUC against fit time) goes beside it as .png")
+    ap.add_argument("--replot", action="store_true", help="only redraw the figure from an existing --out")
     return ap.parse_args(argv)
+
+
+def plot(rows, out):
+    """Mean valid AUC against fit.py's wall time: one marker per run, a colour per dataset."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(dict.fromkeys(r["dataset"] for r in rows))
+    for i, name in enumerate(names):
+        for recipe, marker in (("default", "o"), ("reference", "s")):
+            mine = [r for r in rows if r["dataset"] == name and r["recipe"] == recipe and r["mean"] is not None]
+            if mine:
+                ax.scatter([r["seconds"] / 60 for r in mine], [r["mean"] for r in mine], marker=marker,
+                           color=f"C{i}", label=f"{name}, {recipe}")
+    ax.axhline(0.95, ls=":", color="grey")
+    ax.text(ax.get_xlim()[0], 0.952, " target 0.95 (default phantom)", fontsize=7, color="grey")
+    ax.set(xlabel="fit.py wall time (minutes, 2 CPU cores)", ylabel="combined valid mean AUC", ylim=(0.4, 1.0),
+           title="learnability: recipes on the ladder and the second style")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
 
 
 def dataset(name, quick):
@@ -87,6 +113,9 @@ def main(argv=None):
     args = parse_args(argv)
     import numpy as np
 
+    if args.replot:
+        plot(json.loads(args.out.read_text())["rows"], args.out.with_suffix(".png"))
+        return
     seeds = args.seeds[:1] if args.quick else args.seeds
     print(f"learnability: {'quick' if args.quick else 'full'}; {os.cpu_count()} CPU cores; datasets "
           f"{', '.join(args.datasets)}; recipes {', '.join(args.recipes)}", flush=True)
@@ -109,6 +138,7 @@ def main(argv=None):
                 print(row_text(row), flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps({"quick": args.quick, "rows": rows}, indent=1))
+    plot(rows, args.out.with_suffix(".png"))
     spread = [r["mean"] for r in rows if r["dataset"] == "v3" and r["recipe"] == "default" and r["mean"] is not None]
     if len(spread) > 1:
         print(f"\ndefault recipe on the default phantom over {len(spread)} seeds: mean AUC "
