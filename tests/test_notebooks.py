@@ -26,7 +26,9 @@ before = browser.shown["draws"]
 sagittal.value = 2
 picture = browser.children[2].value
 print("REDRAW", browser.shown["draws"] - before, browser.shown["slices"]["sagittal"], browser.shown["titles"][0])
-print("PICTURE", picture[:4] == b"\\x89PNG", picture != first_picture)"""
+print("PICTURE", picture[:4] == b"\\x89PNG", picture != first_picture)
+import matplotlib
+print("BACKEND", matplotlib.get_backend())"""
 
 
 def _text(cell):
@@ -82,7 +84,8 @@ def test_browser_has_its_controls_and_a_slider_redraws(executed):
     assert "SHOWN 1 0012" in probe  # one draw for the first case, not one per slider
     moved = _text(executed[-1]).split()
     assert moved[:5] == ["REDRAW", "1", "2", "sagittal", "slice"] and moved[5].startswith("3/")
-    assert moved[6:] == ["PICTURE", "True", "True"]  # a new PNG, drawn for the moved slider
+    assert moved[6:9] == ["PICTURE", "True", "True"]  # a new PNG, drawn for the moved slider
+    assert moved[9] == "BACKEND" and "inline" in moved[10]  # the browser left the notebook's plots inline
 
 
 def test_submission_notebook_predicts_scores_and_explains(tiny_phantom, tiny_bundle, monkeypatch, tmp_path):

@@ -1,5 +1,7 @@
 """Look at one exam: the three planes side by side, as a PNG, an animated GIF or Jupyter sliders."""
 
+from pathlib import Path
+
 import numpy as np
 
 from mrnet.contract import PLANES
@@ -25,12 +27,9 @@ def case_figure(exam, slices=None, title=""):
 
 def case_png(exam, out, slices=None, title=""):
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # the command-line path: no display
 
-    fig = case_figure(exam, slices, title)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+    Path(out).write_bytes(figure_png(case_figure(exam, slices, title)))
 
 
 def case_gif(exam, out, frames=None, ms_per_frame=120):
@@ -67,7 +66,6 @@ def browse(data_dir, split="valid", show=True):
     one, can see the effect of moving a control.
     """
     import ipywidgets as w
-    import matplotlib
     from IPython.display import display
 
     from mrnet.layout import series_cases
@@ -84,10 +82,10 @@ def browse(data_dir, split="valid", show=True):
         if state["loading"]:
             return  # a new case sets three sliders at once: draw once, after the last
         chosen = {p: sliders[p].value for p in PLANES}
-        with matplotlib.rc_context({"backend": "Agg"}):
-            fig = case_figure(state["exam"], chosen, f"{split} case {case.value}")
-            titles = [ax.get_title() for ax in fig.axes]
-            picture.value = figure_png(fig)
+        # drawn with the notebook's own backend and closed at once, so it is never also shown inline
+        fig = case_figure(state["exam"], chosen, f"{split} case {case.value}")
+        titles = [ax.get_title() for ax in fig.axes]
+        picture.value = figure_png(fig)
         box.shown.update(case=case.value, slices=chosen, titles=titles, draws=box.shown["draws"] + 1)
 
     def new_case(*_):

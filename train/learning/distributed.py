@@ -17,7 +17,6 @@ from dataclasses import dataclass
 class Devices:
     """Where training runs and who writes: what fit.py hands to every step after set-up."""
     strategy: object
-    gpus: int
     xla: bool
     replicas: int  # over all workers
     workers: int
@@ -25,6 +24,7 @@ class Devices:
 
     @property
     def chief(self):
+        """The chief (or worker 0 when the cluster names no chief) writes the run folder and the bundle."""
         return self.index == 0
 
 
@@ -45,7 +45,7 @@ def setup_devices(args):
         keras.mixed_precision.set_global_policy("mixed_float16")
     xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
     workers, index = shard(strategy)
-    devices = Devices(strategy, len(gpus), xla, strategy.num_replicas_in_sync, workers, index)
+    devices = Devices(strategy, xla, strategy.num_replicas_in_sync, workers, index)
     print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
     return devices
 
@@ -72,11 +72,6 @@ def shard(strategy):
     order = [("chief", i) for i in range(len(spec.get("chief", [])))] + \
             [("worker", i) for i in range(len(spec.get("worker", [])))]
     return len(order), order.index((resolver.task_type, int(resolver.task_id)))
-
-
-def is_chief(strategy):
-    """The chief (or worker 0 when the cluster names no chief) writes the run folder and the bundle."""
-    return shard(strategy)[1] == 0
 
 
 def build_from_spec(model, strategy, element_spec):
