@@ -1,15 +1,24 @@
-"""Training throughput: ragged slice-budget batches against the common padded-to-max-slices batches.
+"""Training throughput on this machine: real slices per second and CPU utilisation, per set-up.
 
-    python benchmarks/training_throughput.py [--data-dir DIR] [--exams 96] [--epochs 2]
+    python benchmarks/training_throughput.py [--data-dir DIR] [--exams 96] [--epochs 3]
 
-Same exams, same model, same optimiser, one process. The padded pipeline stacks a few exams per
-batch and pads each to the longest stack in the set, as many MRNet implementations do; the CNN then
-runs over the padding too. Figures are real (unpadded) slices trained per second, after one
-warm-up epoch that builds the graph.
+Every row trains the default per-plane model (fit.py's loss, optimiser, AUC metric) on the same
+exams for the same epochs, each in a fresh process, after one warm-up epoch that traces and
+compiles. Figures: real (unpadded) slices trained per second, summed over processes that run side
+by side, and the CPU time those processes used per wall second (200 % = two cores busy).
+
+Rows, from the set-up before this benchmark's issue to fit.py's default now:
+  ragged      one process, ragged batches of raw 256 px slices, plain graph (the old default)
+  padded      every exam padded to the longest stack, as many MRNet implementations do
+  xla         fixed-shape batches compiled by XLA
+  xla+pooled  XLA, slices block-averaged in the pipeline, several steps per graph call
+  N planes    xla+pooled, one process per plane side by side (fit.py --jobs auto on a CPU)
 """
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 import warnings
@@ -19,9 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-
 warnings.filterwarnings("ignore", message=".*ran out of data.*")  # finite epochs, by design
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+
+SETUPS = {  # name: (pipeline, xla, block-average in the pipeline, steps per execution)
+    "ragged": ("ragged", False, False, 1),
+    "padded": ("padded", False, False, 1),
+    "xla": ("static", True, False, 1),
+    "xla+pooled": ("static", True, True, 8),
+}
 
 
 def padded_model(ragged_model, max_slices):
@@ -38,11 +53,68 @@ def padded_model(ragged_model, max_slices):
     return keras.Model(inp, ragged_model(Flatten()(inp)))
 
 
-def timed_fit(model, dataset, epochs):
-    model.fit(dataset, epochs=1, verbose=0)  # warm-up: tracing and graph building
-    start = time.perf_counter()
-    model.fit(dataset, epochs=epochs, verbose=0)
-    return time.perf_counter() - start
+def child(args):
+    """One set-up on one plane, in this process; prints a JSON line with its figures."""
+    from mrnet.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    import keras
+    import numpy as np
+
+    from learning.model import build_model
+    from learning.pipeline import headers, make_dataset, padded_dataset
+    from learning.training import WeightedBCE
+    from mrnet.contract import TASKS
+    from mrnet.layout import read_labels, series_path
+    from phantom.writer import default_phantom
+
+    pipeline, xla, pooled, spe = SETUPS[args.setup]
+    data_dir = args.data_dir or default_phantom()
+    labels = read_labels(data_dir).loc["train"].iloc[: args.exams]
+    paths = [series_path(data_dir, "train", args.plane, c) for c in labels.index]
+    y = labels[list(TASKS)].values
+    counts = np.array([info[0][0] for info in headers(paths)])
+    keras.utils.set_random_seed(0)
+    model = build_model(width=16, augment=False, space_pool="avgmax", input_size=args.input_size,
+                        pooled_input=pooled)
+    if pipeline == "padded":
+        per_batch = max(1, round(args.batch_slices / counts.mean()))
+        model = padded_model(model, int(counts.max()))
+        data = padded_dataset(paths, y, per_batch, int(counts.max()))
+    else:
+        data = make_dataset(paths, y, args.batch_slices, shuffle=True, static=pipeline == "static",
+                            input_size=args.input_size if pooled else None)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=WeightedBCE([1.0] * len(TASKS)),
+                  metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, num_thresholds=500)],
+                  jit_compile=xla, steps_per_execution=spe)
+    model.fit(data, epochs=1, verbose=0)  # warm-up: tracing and compiling
+    cpu0, start = os.times(), time.perf_counter()
+    model.fit(data, epochs=args.epochs, verbose=0)
+    wall, cpu1 = time.perf_counter() - start, os.times()
+    print(json.dumps({"slices": int(counts.sum()) * args.epochs, "wall": wall,
+                      "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)}))
+
+
+def run(args, setup, planes, threads):
+    """Start one child per plane at once; (real slices/s summed, CPU %, wall of the slowest)."""
+    base = [sys.executable, __file__, "--child", "--setup", setup, "--exams", str(args.exams),
+            "--epochs", str(args.epochs), "--batch-slices", str(args.batch_slices),
+            "--input-size", str(args.input_size), "--threads", str(threads)]
+    if args.data_dir:
+        base += ["--data-dir", str(args.data_dir)]
+    procs = [subprocess.Popen(base + ["--plane", plane], stdout=subprocess.PIPE, text=True) for plane in planes]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"benchmark: set-up {setup} failed (exit {proc.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return (sum(r["slices"] / r["wall"] for r in results),
+            100 * sum(r["cpu"] for r in results) / max(r["wall"] for r in results),
+            max(r["wall"] for r in results))
 
 
 def main(argv=None):
@@ -50,54 +122,29 @@ def main(argv=None):
     ap.add_argument("--data-dir", type=Path, help="MRNet-v1.0 root (default: the phantom)")
     ap.add_argument("--plane", default="sagittal")
     ap.add_argument("--exams", type=int, default=96)
-    ap.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline (%(default)s)")
-    ap.add_argument("--batch-slices", type=int, default=96, help="ragged slice budget (%(default)s)")
-    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per set-up (%(default)s)")
+    ap.add_argument("--batch-slices", type=int, default=96, help="slice budget (%(default)s)")
     ap.add_argument("--input-size", type=int, default=64, help="as fit.py's --input-size (%(default)s)")
+    ap.add_argument("--setup", choices=SETUPS, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return child(args)
 
-    import keras
-    import numpy as np
-    import tensorflow as tf
+    from learning.parallel import cores
 
-    from learning.model import build_model
-    from learning.training import WeightedBCE
-    from mrnet.contract import TASKS
-    from mrnet.layout import read_labels, series_path
-    from phantom.writer import default_phantom
-    from learning.pipeline import headers, make_dataset, padded_dataset
-
-    data_dir = args.data_dir or default_phantom()
-    labels = read_labels(data_dir).loc["train"].iloc[: args.exams]
-    paths = [series_path(data_dir, "train", args.plane, c) for c in labels.index]
-    y = labels[list(TASKS)].values
-    counts = np.array([info[0][0] for info in headers(paths)])
-    real = int(counts.sum())
-    per_batch = max(1, round(args.batch_slices / counts.mean()))  # the same exams per batch on average
-    print(f"{len(paths)} {args.plane} exams, {real} slices (min {counts.min()}, median {int(np.median(counts))}, "
-          f"max {counts.max()}); {os.cpu_count()} CPU(s), TensorFlow {tf.__version__}, GPU: "
-          f"{bool(tf.config.list_physical_devices('GPU'))}; input {args.input_size} px")
-
-    results = {}
-    for name in ("ragged", "padded"):
-        keras.utils.set_random_seed(0)
-        model = build_model(width=args.width, augment=False, space_pool="avgmax", input_size=args.input_size)
-        if name == "ragged":
-            data = make_dataset(paths, y, args.batch_slices, shuffle=True)
-            computed = real
-        else:
-            model = padded_model(model, int(counts.max()))
-            data = padded_dataset(paths, y, per_batch, int(counts.max()))
-            computed = len(paths) * int(counts.max())
-        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=WeightedBCE([1.0] * len(TASKS)))
-        seconds = timed_fit(model, data, args.epochs)
-        results[name] = (real * args.epochs / seconds, computed / real, seconds)
-
-    print(f"\n{'pipeline':10s}{'real slices/s':>15s}{'CNN work per real slice':>26s}{'seconds':>10s}")
-    for name, (rate, work, seconds) in results.items():
-        print(f"{name:10s}{rate:15.1f}{work:26.2f}{seconds:10.1f}")
-    print(f"\nragged / padded throughput: {results['ragged'][0] / results['padded'][0]:.2f}x "
-          f"(padded batches: {per_batch} exams, each padded to {counts.max()} slices)")
+    print(f"{args.exams} exams per plane, {args.epochs} timed epochs, {args.input_size} px input, "
+          f"{cores()} CPU core(s)\n")
+    print(f"{'set-up':28s}{'real slices/s':>15s}{'CPU %':>8s}{'vs ragged':>11s}")
+    rows = [(name, name, [args.plane], 0) for name in SETUPS]
+    rows += [(f"xla+pooled, {n} planes at once", "xla+pooled", ["sagittal", "coronal", "axial"][:n],
+              max(1, cores() // n)) for n in (2, 3)]
+    baseline = None
+    for label, setup, planes, threads in rows:
+        rate, cpu, _ = run(args, setup, planes, threads)
+        baseline = baseline or rate
+        print(f"{label:28s}{rate:15.0f}{cpu:8.0f}{rate / baseline:10.2f}x", flush=True)
 
 
 if __name__ == "__main__":

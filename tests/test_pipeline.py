@@ -47,3 +47,30 @@ def test_worker_shards_split_one_epoch_evenly_and_completely(tiny_phantom):
     assert len(whole) >= 4 and len(whole) % 2 == 0
     assert len(first) == len(second) == len(whole) // 2
     assert first == whole[0::2] and second == whole[1::2]
+
+
+def test_block_averaging_in_the_pipeline_is_the_models_own_resampling(tiny_phantom):
+    """Training feeds block-averaged slices to a model built with pooled_input; the exported model
+    takes raw 256 px slices. Same weights, same logits: the two paths must not drift apart."""
+    import keras
+
+    from mrnet.layout import read_labels, series_path
+    from mrnet.preprocess import block_average
+
+    labels = read_labels(tiny_phantom).loc["train"].iloc[:4]
+    paths = [series_path(tiny_phantom, "train", "axial", c) for c in labels.index]
+    raw = next(iter(make_dataset(paths, labels.values, 400, shuffle=False)))[0]
+    pooled = next(iter(make_dataset(paths, labels.values, 400, shuffle=False, input_size=64)))[0]
+    assert pooled["slices"].shape[1:] == (64, 64) and pooled["slices"].dtype == "float32"
+    np.testing.assert_array_equal(pooled["slices"], block_average(raw["slices"].numpy(), 64))
+    keras.utils.set_random_seed(1)
+    exported = build_model(width=8, augment=False, space_pool="avgmax", input_size=64)
+    trained = build_model(width=8, augment=False, space_pool="avgmax", input_size=64, pooled_input=True)
+    trained.set_weights(exported.get_weights())
+    a = np.asarray(exported(raw, training=False))
+    b = np.asarray(trained(pooled, training=False))
+    assert a.shape == (4, 3) and np.std(a) > 0
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # the block mean itself, by hand, on one block
+    first = raw["slices"].numpy()[0, :4, :4].astype(np.float64).mean()
+    assert pooled["slices"].numpy()[0, 0, 0] == np.float32(first)

@@ -11,6 +11,22 @@ INPUT_DTYPE = "uint8"
 VALUE_RANGE = (0, 255)
 
 
+def block_average(slices, input_size):
+    """(N, 256, 256) uint8 -> (N, input_size, input_size) float32 means of square pixel blocks: the
+    model's own `resample` step, done once in the training pipeline instead of in every step.
+
+    Exactly the model's AveragePooling2D: a block's sum of at most 256 uint8 values is exact in
+    float32 and the division is by a power of two, so both give the same bits (tested)."""
+    import numpy as np
+
+    k = 256 // input_size
+    if k == 1:
+        return slices.astype(np.float32)
+    n = slices.shape[0]
+    sums = slices.reshape(n, input_size, k, input_size, k).sum(axis=(2, 4), dtype=np.uint32)
+    return sums.astype(np.float32) / np.float32(k * k)
+
+
 def spec(input_size):
     """What the manifest says about the inputs: enough to build valid random inputs (self-check)."""
     return {

@@ -21,6 +21,7 @@ class Devices:
     replicas: int  # over all workers
     workers: int
     index: int  # this worker's place; 0 is the chief
+    gpus: int = 0  # parallel.plane_jobs trains planes side by side only where there are none
 
     @property
     def chief(self):
@@ -35,6 +36,12 @@ def setup_devices(args):
     tf = import_tensorflow()
     import keras
 
+    if getattr(args, "threads", 0) and not tf.config.threading.get_intra_op_parallelism_threads():
+        try:  # a second set-up in one process (pretraining, then fit) keeps the first's threads
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        except RuntimeError:
+            pass
     if args.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
@@ -43,9 +50,12 @@ def setup_devices(args):
     keras.utils.set_random_seed(args.seed)
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    xla = args.xla == "on" or (args.xla == "auto" and bool(gpus))
     workers, index = shard(strategy)
-    devices = Devices(strategy, xla, strategy.num_replicas_in_sync, workers, index)
+    # XLA compiles the fixed-shape padded batches once; on CPU it runs a step 2.6x faster than the
+    # ragged graph (benchmarks/training_throughput.py). Several CPU replicas or workers keep the
+    # plain graph: collectives under XLA on logical CPU devices were seen to hang.
+    xla = args.xla == "on" or (args.xla == "auto" and (bool(gpus) or strategy.num_replicas_in_sync == 1))
+    devices = Devices(strategy, xla, strategy.num_replicas_in_sync, workers, index, len(gpus))
     print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
     return devices
 

@@ -28,9 +28,9 @@ def exam_ids(counts, n_slices):
 
 
 def _segment(op, data, ids, n_exams):
-    if keras.backend.backend() == "tensorflow":
-        return op(data, ids, sorted=True)
-    return op(data, ids, num_segments=n_exams, sorted=True)
+    # The unsorted form with num_segments is the one every backend and XLA compile: TensorFlow's
+    # sorted segment ops refuse num_segments, and without it XLA cannot size the output.
+    return op(data, ids, num_segments=n_exams, sorted=False)
 
 
 def segment_max(data, ids, n_exams):

@@ -11,6 +11,7 @@ tf.data pipeline is built: the split and the packing also serve sweep.py under J
 import numpy as np
 
 from mrnet.layout import series_path
+from mrnet.preprocess import block_average
 from mrnet.series import header_info, read_data
 
 
@@ -84,7 +85,7 @@ def pad_batch(slices, counts, y, slots, total):
 
 
 def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False,
-                 shard=(1, 0)):
+                 shard=(1, 0), input_size=None):
     """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch.
 
     With `replicas` > 1 each batch is one replica's share (consecutive batches go to consecutive
@@ -99,6 +100,10 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
     `shard` = (workers, index): every worker plans the same batches from the same seed and keeps
     every workers-th one from its index, so each runs the same number of steps (distributed.py).
     `replicas` is then the replica count over all workers.
+
+    With `input_size`, slices come block-averaged to that size (float32, preprocess.block_average)
+    for a model built with `pooled_input`: the reduction is done once, in the reading threads, and a
+    training step moves 16x fewer bytes at 64 px than the raw uint8 256 px slices.
     """
     import tensorflow as tf
 
@@ -119,14 +124,18 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
 
     slots, total = static_shape(counts, budget)
 
+    size, dtype = (input_size, tf.float32) if input_size else (256, tf.uint8)
+
     def read(members):
         batch = read_batch(paths, infos, labels, members)
+        if input_size:
+            batch = (block_average(batch[0], input_size), *batch[1:])
         return pad_batch(*batch, slots, total) if static else (*batch, np.ones(len(members), np.float32))
 
     def load(members):
-        slices, n, y, w = tf.numpy_function(read, [members], [tf.uint8, tf.int32, tf.float32, tf.float32],
+        slices, n, y, w = tf.numpy_function(read, [members], [dtype, tf.int32, tf.float32, tf.float32],
                                             stateful=False)
-        slices.set_shape([total if static else None, 256, 256])
+        slices.set_shape([total if static else None, size, size])
         n.set_shape([slots + 1 if static else None])
         y.set_shape([slots + 1 if static else None, labels.shape[1]])
         w.set_shape([slots + 1 if static else None])
