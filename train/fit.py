@@ -21,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
+from learning.recipe import (LR_FROM_PRETRAINED, LR_FROM_SCRATCH, PLANES, add_compute_arguments,  # noqa: E402
+                             add_model_arguments)
+
 # Our datasets are finite and reshuffled per epoch by design; Keras warns about both.
 warnings.filterwarnings("ignore", message=".*ran out of data.*")
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -32,42 +35,31 @@ def parse_args(argv=None):
     ap.add_argument("--bundle", type=Path, default=ROOT / "submission" / "bundle", help="output bundle (%(default)s)")
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "latest",
                     help="checkpoints, logs and curves (%(default)s)")
-    ap.add_argument("--planes", nargs="+", default=["sagittal", "coronal", "axial"],
-                    choices=["sagittal", "coronal", "axial"], help="planes to (re)train")
-    ap.add_argument("--backbone", default="compact", choices=["compact", "resnet50", "efficientnetb0"])
-    ap.add_argument("--weights", default="none", help="backbone weights: imagenet | none | PATH (%(default)s)")
-    ap.add_argument("--width", type=int, default=16, help="compact backbone base width (%(default)s)")
-    ap.add_argument("--pooling", default="max", choices=["max", "mean", "attention"], help="over slices")
-    ap.add_argument("--space-pool", default="avgmax", choices=["avg", "max", "avgmax"],
-                    help="global pooling over each slice's feature map (%(default)s)")
-    ap.add_argument("--input-size", type=int, default=64, choices=[64, 128, 256],
-                    help="in-plane resolution the CNN sees, by block-averaging the 256 px series "
-                         "(%(default)s; README: Input resolution)")
+    ap.add_argument("--planes", nargs="+", default=PLANES, choices=PLANES, help="planes to (re)train")
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--patience", type=int, default=6,
                     help="early stopping on tuning mean AUC, counted from half of --epochs on (%(default)s)")
-    ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--augment", action="store_true",
-                    help="on-device per-exam augmentation: rotation, shift, flip, intensity (off by default: "
-                         "it slows convergence more than the short CPU demo can afford)")
-    ap.add_argument("--rotate", type=float, default=25.0, help="augmentation rotation, degrees (%(default)s)")
-    ap.add_argument("--shift", type=float, default=25.0, help="augmentation shift, pixels at 256 (%(default)s)")
+    ap.add_argument("--lr", type=float,
+                    help=f"peak learning rate (default {LR_FROM_SCRATCH:g} from scratch, {LR_FROM_PRETRAINED:g} "
+                         "from a pretrained --init)")
+    ap.add_argument("--init", default="none",
+                    help="where each plane's network starts: none (random), synthetic (pretrained on the "
+                         "randomised phantom corpus by pretrain.py, cached on first use), or PATH (a folder "
+                         "pretrain.py wrote) (%(default)s)")
     ap.add_argument("--tune-fraction", type=float, default=0.2,
                     help="share of train held out for early stopping and the combiner (%(default)s)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
     ap.add_argument("--strategy", default="auto", choices=["auto", "default", "mirrored", "multiworker"],
                     help="auto: MirroredStrategy over all GPUs when there are several; multiworker: one process "
                          "per machine, cluster from TF_CONFIG (README: several machines) (%(default)s)")
     ap.add_argument("--cpu-replicas", type=int, default=1,
                     help="split the CPU into N logical devices (tests the multi-replica path without GPUs)")
-    ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"], help="auto: on when a GPU is present")
-    ap.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
-    ap.add_argument("--verbose", action="store_true",
-                    help="also show TensorFlow's native start-up log lines (or set MRNET_VERBOSE=1)")
-    return ap.parse_args(argv)
+    add_model_arguments(ap)
+    add_compute_arguments(ap)
+    args = ap.parse_args(argv)
+    if args.lr is None:
+        args.lr = LR_FROM_SCRATCH if args.init == "none" else LR_FROM_PRETRAINED
+    return args
 
 
 def main(argv=None):
@@ -92,26 +84,31 @@ def main(argv=None):
         sys.exit("fit: --resume is not supported with --strategy multiworker (only the chief keeps checkpoints); "
                  "start the run again without --resume")
     run_dir = prepare_run_dir(args, devices)
+    args.init_weights = init_weights(args)  # {plane: pretrained weights file}, checked up front
 
-    # 3. one multi-task model per plane; each writes its best epoch's logits for every split
-    from learning.training import positive_weights, train_plane
+    # 3. one multi-task model per plane, side by side on a CPU; each writes its best epoch's logits
+    from learning.parallel import plane_jobs, train_in_processes
 
-    pos_weight = positive_weights(targets["fit"])
-    logits = {name: {} for name in splits}
+    todo = []
     for plane in PLANES:
-        plane_dir = run_dir / plane
-        done = plane_dir / "logits.npz"
-        if plane not in args.planes and not done.exists():
+        finished = (run_dir / plane / "logits.npz").exists()
+        if plane not in args.planes and not finished:
             sys.exit(f"fit: plane {plane} not trained in {run_dir}; include it in --planes")
-        if plane not in args.planes or (args.resume and done.exists()):
-            print(f"[{plane}] reusing finished model from {plane_dir}")
+        if plane not in args.planes or (args.resume and finished):
+            print(f"[{plane}] reusing finished model from {run_dir / plane}")
         else:
-            datasets, steps = plane_datasets(args, devices, data_dir, splits, source, targets, plane)
-            train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, devices)
-        if devices.chief:
-            saved = np.load(done, allow_pickle=False)
-            for name in splits:
-                logits[name][plane] = saved[name]
+            todo.append(plane)
+    data = (data_dir, splits, source, targets)
+    jobs = plane_jobs(args.jobs, devices, len(todo))
+    if jobs > 1:
+        train_in_processes(train_one, args, todo, run_dir, jobs, extra=(data, run_dir))
+    for plane in todo if jobs == 1 else ():
+        train_one(args, plane, data, run_dir, devices)
+    logits = {name: {} for name in splits}
+    for plane in PLANES if devices.chief else ():
+        saved = np.load(run_dir / plane / "logits.npz", allow_pickle=False)
+        for name in splits:
+            logits[name][plane] = saved[name]
     if not devices.chief:
         shutil.rmtree(run_dir, ignore_errors=True)
         print("worker: training done; the chief writes the bundle")
@@ -135,6 +132,36 @@ def main(argv=None):
     # 6. freeze the bundle: SavedModels, combiner, manifest, checksums; written whole or not at all
     freeze(args, run_dir, data_dir, labels, table, combiner)
     print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all)")
+
+
+def train_one(args, plane, data, run_dir, devices=None):
+    """One plane's training, in this process or in one of its own (learning/parallel.py passes no
+    `devices`: a fresh process sets up its own, with its share of the cores)."""
+    from learning.distributed import setup_devices
+    from learning.training import positive_weights, train_plane
+    from mrnet import runtime
+
+    runtime.configure(args.verbose)
+    data_dir, splits, source, targets = data
+    devices = devices or setup_devices(args)
+    datasets, steps = plane_datasets(args, devices, data_dir, splits, source, targets, plane)
+    train_plane(plane, run_dir / plane, run_dir, datasets, steps, positive_weights(targets["fit"]), args, devices)
+
+
+def init_weights(args):
+    """--init: none -> {}; synthetic -> pretrain.py's cached folder for this model shape (made on
+    first use); PATH -> a folder pretrain.py wrote. Every plane to train is checked before training."""
+    if args.init == "none":
+        return {}
+    from learning.pretraining import check_init
+
+    if args.init == "synthetic":
+        from pretrain import synthetic_init
+
+        folder = synthetic_init(args)
+    else:
+        folder = Path(args.init)
+    return {plane: str(check_init(folder, args, plane)) for plane in args.planes}
 
 
 def load_data(args):
@@ -166,18 +193,24 @@ def prepare_run_dir(args, devices):
 
 
 def plane_datasets(args, devices, data_dir, splits, source, targets, plane):
-    """(datasets(name, distribute) -> tf.data of that split for this plane, fit batches per replica per epoch)."""
+    """(datasets(name, distribute, pooled=distribute) -> tf.data of that split for this plane, fit batches per replica per epoch).
+
+    distribute=True: training's batches (block-averaged to --input-size, fixed shapes under XLA or
+    several replicas); False: raw ragged uint8 batches for the exported signature's predictions."""
     from learning.pipeline import count_batches, make_dataset, split_paths
 
     paths = split_paths(data_dir, splits, source, plane)
     replicas = devices.replicas
 
-    def datasets(name, distribute):
+    def datasets(name, distribute, pooled=None):
+        pooled = distribute if pooled is None else pooled
+
         def build(context=None):
             return make_dataset(paths[name], targets[name], args.batch_slices, shuffle=name == "fit", seed=args.seed,
                                 replicas=replicas if distribute else 1,
                                 static=distribute and (replicas > 1 or devices.xla),
-                                shard=(devices.workers, devices.index) if distribute else (1, 0))
+                                shard=(devices.workers, devices.index) if distribute else (1, 0),
+                                input_size=args.input_size if pooled and args.input_size < 256 else None)
         # one batch per replica per step, each a whole set of exams (see pipeline.make_dataset)
         return devices.strategy.distribute_datasets_from_function(build) if distribute and replicas > 1 else build()
 
@@ -189,8 +222,7 @@ def freeze(args, run_dir, data_dir, labels, table, combiner):
     from learning.training import load_trained
     from mrnet.bundle import write_bundle
 
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    manifest = build_manifest(config, data_dir, labels, table, combiner, args.input_size)
+    manifest = build_manifest(vars(args), data_dir, labels, table, combiner, args.input_size)
     write_bundle(args.bundle, lambda plane, folder: export_plane(load_trained(run_dir / plane), folder),
                  combiner, manifest)
 

@@ -89,11 +89,43 @@ def code_commit():
         return "unknown"
 
 
-def data_fingerprint(labels):
-    """sha256 over the label table and each case id: two bundles trained on the same exams agree."""
+def data_fingerprint(labels, data_dir=None):
+    """sha256 over the label table and each case id, and over each label CSV as it is on disk: two
+    bundles trained on the same exams agree, wherever each user keeps the data."""
     text = labels.to_csv(lineterminator="\n")
-    return {"labels_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(Path(data_dir).glob("*-*.csv")) if p.stem.split("-")[-1] in TASKS} if data_dir else {}
+    return {"labels_sha256": hashlib.sha256(text.encode()).hexdigest(), "label_files_sha256": files,
             "exams": {split: int((labels.index.get_level_values("split") == split).sum()) for split in ("train", "valid")}}
+
+
+def data_name(data_dir):
+    """What the data is called, never where it lives: the phantom's cache key (which holds every
+    generator parameter) or the user's folder name. The manifest travels in the upload archive."""
+    data_dir = Path(data_dir)
+    if (data_dir / "phantom-truth.json").is_file():
+        return f"phantom {data_dir.parent.name}" if data_dir.parent.name.startswith("phantom-") else "phantom"
+    return data_dir.name
+
+
+def portable_config(config):
+    """The training flags without machine paths: output folders are dropped, input paths keep
+    their name (and a file's sha256), so the manifest says what was used, not where it was."""
+    out = {}
+    for key, value in config.items():
+        if key in ("bundle", "run_dir"):
+            continue
+        if key == "data_dir":
+            out[key] = None if value is None else data_name(value)
+        elif isinstance(value, dict):
+            out[key] = portable_config(value)
+        elif isinstance(value, (str, Path)) and Path(value).is_file():
+            out[key] = {"file": Path(value).name, "sha256": hashlib.sha256(Path(value).read_bytes()).hexdigest()}
+        elif isinstance(value, (str, Path)) and len(str(value)) > 1 and Path(value).is_dir():
+            out[key] = Path(value).name
+        else:
+            out[key] = str(value) if isinstance(value, Path) else value
+    return out
 
 
 def build_manifest(config, data_dir, labels, table, combiner, input_size):
@@ -116,8 +148,8 @@ def build_manifest(config, data_dir, labels, table, combiner, input_size):
                                                         "value_range": [0, 1]}},
                         "combined": "combiner.json applied to the nine plane logits -> (exams, 3) probabilities",
                         "csv_columns": list(TASKS)},
-        "training": config,
-        "data": {"dir": str(data_dir), "fingerprint": data_fingerprint(labels)},
+        "training": portable_config(config),
+        "data": {"name": data_name(data_dir), "fingerprint": data_fingerprint(labels, data_dir)},
         "metrics": {"valid_auc": table["valid"], "tune_auc": table["tune"],
                     "note": "valid: held out from training, model selection and the combiner; "
                             "tune: part of train used for early stopping and fitting the combiner"},

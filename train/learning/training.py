@@ -79,14 +79,20 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     plane_dir.mkdir(parents=True, exist_ok=True)
     fit_ds, tune_ds = datasets("fit", True), datasets("tune", True)
     with devices.strategy.scope():
-        model = build_model(**model_config(args))
+        # trained on block-averaged slices from the pipeline (same weights; export takes raw slices)
+        model = build_model(**model_config(args), pooled_input=args.input_size < 256)
+        if getattr(args, "init_weights", {}).get(plane):  # fit.py --init: start from pretrained weights
+            model.load_weights(args.init_weights[plane])
         model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs),
                       loss=WeightedBCE(pos_weight),
                       metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
                                                  num_thresholds=500)],
-                      jit_compile=devices.xla)
+                      jit_compile=devices.xla,
+                      # several steps per call into the graph: Keras' per-step Python costs as much
+                      # as a 64 px step (benchmarks/training_throughput.py)
+                      steps_per_execution=args.steps_per_execution if devices.replicas == 1 else 1)
         if devices.workers > 1:
-            build_from_spec(model, devices.strategy, datasets("tune", False).element_spec)
+            build_from_spec(model, devices.strategy, datasets("tune", False, pooled=True).element_spec)
     callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience)
     print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
     model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
