@@ -131,3 +131,23 @@ def test_no_intensity_shortcut(variant):
         aucs.append(roc_auc_score(y[:, t], p))
     print(variant, np.round(aucs, 3), round(float(np.mean(aucs)), 3))
     assert np.mean(aucs) <= 0.70, aucs
+
+
+def test_randomised_corpus_keeps_the_exam_and_changes_its_look():
+    """The pretraining corpus (randomise=True): same anatomy, labels, findings and slice counts as
+    the plain exam of that (seed, index), a lesion rung drawn per exam, and a rendering that differs
+    from the style's own (contrast, coil, noise) from stack to stack."""
+    means = {plane: [] for plane in ("sagittal", "coronal", "axial")}
+    for index in range(6):
+        plain = make_exam(11, index, render_size=64)
+        rand = make_exam(11, index, render_size=64, randomise=True)
+        assert rand["labels"] == plain["labels"] and rand["findings"] == plain["findings"]
+        assert {p: s.shape for p, s in rand["series"].items()} == {p: s.shape for p, s in plain["series"].items()}
+        assert 0.45 <= rand["lesion_scale"] <= 1.1 and 0.55 <= rand["lesion_contrast"] <= 1.0
+        for plane, series in rand["series"].items():
+            assert series.dtype == np.uint8 and not np.array_equal(series, plain["series"][plane])
+            means[plane].append(float(series.mean()))
+        again = make_exam(11, index, render_size=64, randomise=True)
+        assert all(np.array_equal(again["series"][p], rand["series"][p]) for p in rand["series"])
+    # contrast is drawn per stack: series means spread far wider than the plain style's (sd ~5-7)
+    assert all(np.std(m) > 8 for m in means.values()), means

@@ -4,7 +4,7 @@ import numpy as np
 
 from phantom.anatomy import knee
 from phantom.findings import acl_tear, draw_labels, meniscal_tear, other_findings
-from phantom.render import render_stack, rotation
+from phantom.render import random_rendering, render_stack, rotation
 
 PLANES = ("sagittal", "coronal", "axial")
 STRUCTURES = ("ACL", "medial meniscus", "lateral meniscus", "femur", "tibia")
@@ -12,14 +12,21 @@ BAD_RATE = 0.02  # per stack and kind of bad stack
 
 
 def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, lesion_contrast=1.0,
-              style="anatomical"):
+              style="anatomical", randomise=False):
     """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
 
     With `with_masks`, also the boolean masks of every lesion and of key structures, per plane.
     `lesion_scale` and `lesion_contrast` set the rung of the difficulty ladder (findings.RUNGS),
     `style` the drawing and rendering (anatomy.STYLES); the defaults are generator v3's exams.
+    `randomise` (the pretraining corpus): the style's drawing, a random rendering per stack
+    (render.random_rendering) and a lesion size and contrast drawn per exam over the whole ladder
+    and beyond its faint end; these draws come from a stream of their own, so the exam's anatomy,
+    labels and lesion positions are those of the same (seed, index) without it.
     """
     rng = np.random.default_rng([seed, index])
+    style_rng = np.random.default_rng([seed, index, 0x5EED]) if randomise else None
+    if randomise:
+        lesion_scale, lesion_contrast = style_rng.uniform(0.45, 1.1), style_rng.uniform(0.55, 1.0)
     abnormal, acl, men = draw_labels(rng)
     lesion_shapes, findings = [], []
     # knee proportions first (needed to place lesions); effusion changes the fluid recesses only
@@ -51,8 +58,9 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
         kind = "out of field of view" if draw < BAD_RATE else "pulsation artefact" if draw < 2 * BAD_RATE else None
         if kind:
             bad[plane] = kind
+        rendering = random_rendering(style_rng, plane, style) if randomise else None
         series[plane], plane_masks = render_stack(rng, plane, shapes + lesion_shapes, pose, render_size, kind, keep,
-                                                    style)
+                                                    style, rendering)
         lesion_slices[plane] = {n: np.flatnonzero(plane_masks[n].any(axis=(1, 2))).tolist() for n in lesion_names}
         if with_masks:
             masks[plane] = plane_masks
@@ -60,4 +68,6 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
             "lesion_slices": lesion_slices, "bad": bad}
     if with_masks:
         exam["masks"] = masks
+    if randomise:
+        exam["lesion_scale"], exam["lesion_contrast"] = round(float(lesion_scale), 3), round(float(lesion_contrast), 3)
     return exam

@@ -153,9 +153,9 @@ def surface_coil(rng, shape):
     return (0.55 + 0.75 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / reach ** 2)).astype(np.float32)
 
 
-def blur(image, rng):
+def blur(image, rng, edge=None):
     """Point-spread blur in-plane (k-space truncation): a 3-tap kernel along rows, then columns."""
-    edge = rng.uniform(0.12, 0.22)
+    edge = rng.uniform(0.12, 0.22) if edge is None else edge
     for axis in (1, 2):
         a = np.moveaxis(image, axis, -1)
         prev = np.concatenate([a[..., :1], a[..., :-1]], axis=-1)
@@ -172,8 +172,43 @@ def pulsation(rng, image):
     return image + ghosts.astype(np.float32)
 
 
-def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anatomical"):
-    """Return (uint8 (slices, 256, 256), {lesion name: boolean mask at 256})."""
+def random_rendering(rng, plane, style):
+    """A rendering drawn at random for one stack, for the pretraining corpus (domain randomisation,
+    after SynthSeg, Billot et al. 2023): a model that sees every plausible contrast, coil, noise and
+    blur cannot lean on one renderer's look. Half the stacks jitter the style's own sequence widely;
+    the other half draw every tissue's signal on its own, keeping a tear's fluid at least 40 apart
+    from the ligament and meniscus it sits in, so a slice labelled torn shows a tear to be seen."""
+    base = CONTRAST[style][plane]
+    if rng.random() < 0.5:
+        tissues = {k: float(np.clip(v * rng.uniform(0.5, 1.6), 3, 255)) for k, v in base.items()}
+    else:
+        tissues = {k: float(rng.uniform(3, 250)) for k in base}
+        while min(abs(tissues["fluid"] - tissues[k]) for k in ("ligament", "meniscus")) < 40:
+            tissues["fluid"] = float(rng.uniform(3, 250))
+    return {"rng": rng, "tissues": tissues, "coil": rng.choice(["polynomial", "surface"]),
+            "noise": rng.choice(["gaussian", "rician"]), "sigma": float(rng.uniform(1.5, 9.0)),
+            "blur": float(rng.uniform(0.05, 0.25)) if rng.random() < 0.5 else 0.0}
+
+
+def burn_plain_draws(rng, shape, style, bad):
+    """Take from `rng` exactly what the style's own rendering of a stack would, so the exam's next
+    stacks get the same slice counts, coverage and shifts with or without randomisation."""
+    geometric = style == "geometric"
+    surface_coil(rng, shape) if geometric else bias_field(rng, shape)
+    rng.uniform(3.0, 7.0)
+    if bad == "pulsation artefact":
+        pulsation(rng, np.zeros((1, 1, 1), np.float32))
+    if geometric:
+        rng.uniform(0.12, 0.22)
+        rng.standard_normal(shape, dtype=np.float32)
+    rng.standard_normal(shape, dtype=np.float32)
+
+
+def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anatomical", rendering=None):
+    """Return (uint8 (slices, 256, 256), {lesion name: boolean mask at 256}).
+
+    `rendering` (random_rendering's dict) replaces the style's contrast, coil, noise and blur; the
+    geometry (slice count, coverage, shift) is drawn from `rng` as for any stack."""
     geometric = style == "geometric"
     slices = slice_count(rng)
     shift = rng.uniform(-6, 6, 2)
@@ -181,18 +216,28 @@ def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anato
         shift = rng.choice([-1, 1], 2) * rng.uniform(55, 75, 2)
     grid = Grid(plane, slices, size, pose, shift, rng.uniform(0.9, 1.08))
     tissues = {k: v * rng.uniform(0.9, 1.1) for k, v in CONTRAST[style][plane].items()}
+    if rendering is not None:
+        tissues = rendering["tissues"]
     image = np.zeros(grid.shape, np.float32)
     masks = paint(image, grid, shapes, tissues, keep)
     while image.shape[1] < OUT:
         image = upsample2(upsample2(image, 1), 2)
         masks = {k: m.repeat(2, 1).repeat(2, 2) for k, m in masks.items()}
-    image *= surface_coil(rng, image.shape) if geometric else bias_field(rng, image.shape)
-    sigma = rng.uniform(3.0, 7.0)
+    if rendering is not None:
+        burn_plain_draws(rng, image.shape, style, bad)
+        rng = rendering["rng"]  # the randomised look draws from its own stream
+        image *= surface_coil(rng, image.shape) if rendering["coil"] == "surface" else bias_field(rng, image.shape)
+        sigma = rendering["sigma"]
+    else:
+        image *= surface_coil(rng, image.shape) if geometric else bias_field(rng, image.shape)
+        sigma = rng.uniform(3.0, 7.0)
     if bad == "pulsation artefact":
         image = pulsation(rng, image)
         sigma *= 2.5
-    if geometric:
-        image = blur(image, rng)
+    rician = geometric if rendering is None else rendering["noise"] == "rician"
+    if (geometric and rendering is None) or (rendering is not None and rendering["blur"] > 0):
+        image = blur(image, rng, None if rendering is None else rendering["blur"])
+    if rician:
         imaginary = rng.standard_normal(image.shape, dtype=np.float32) * sigma
         image = np.hypot(image + rng.standard_normal(image.shape, dtype=np.float32) * sigma, imaginary)
     else:

@@ -17,19 +17,21 @@ TASKS = ("abnormal", "acl", "meniscus")
 # style anatomical) write v3's series byte for byte, and phantom-truth.json records rung and style.
 GENERATOR_VERSION = 4
 DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0, lesion_scale=1.0,
-                lesion_contrast=1.0, style="anatomical")
+                lesion_contrast=1.0, style="anatomical", randomise=False)
 CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
 
 
-def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style):
-    return make_exam(seed, index, render_size, lesion_scale=lesion_scale, lesion_contrast=lesion_contrast, style=style)
+def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style, randomise):
+    return make_exam(seed, index, render_size, lesion_scale=lesion_scale, lesion_contrast=lesion_contrast, style=style,
+                     randomise=randomise)
 
 
 def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.0, workers=None, progress=True,
-                  lesion_scale=1.0, lesion_contrast=1.0, style="anatomical"):
+                  lesion_scale=1.0, lesion_contrast=1.0, style="anatomical", randomise=False):
     """Generate into `out.tmp-*`, then rename: an interrupted run never leaves a half dataset.
     `lesion_scale`, `lesion_contrast`: the rung of the difficulty ladder (findings.RUNGS);
-    `style`: the drawing and rendering (anatomy.STYLES)."""
+    `style`: the drawing and rendering (anatomy.STYLES); `randomise`: the pretraining corpus's
+    random rendering and lesion rung per exam (exam.make_exam)."""
     out = Path(out)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -42,7 +44,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     truth = {}
     noise_rng = np.random.default_rng([seed, 1 << 30])
     job = partial(_exam, seed=seed, render_size=render_size, lesion_scale=lesion_scale,
-                  lesion_contrast=lesion_contrast, style=style)
+                  lesion_contrast=lesion_contrast, style=style, randomise=randomise)
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
         exams = pool.imap(job, range(total), chunksize=2)
@@ -57,7 +59,8 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
                     observed[t] = 1 - observed[t]
                 labels[split][task].append(f"{case},{observed[t]}\n")
             truth[case] = {"split": split, "labels": exam["labels"], "findings": exam["findings"],
-                           "bad_stacks": exam["bad"], "lesion_slices": exam["lesion_slices"]}
+                           "bad_stacks": exam["bad"], "lesion_slices": exam["lesion_slices"],
+                           **{k: exam[k] for k in ("lesion_scale", "lesion_contrast") if k in exam}}
     for split, per_task in labels.items():
         for task, lines in per_task.items():
             (tmp / f"{split}-{task}.csv").write_text("".join(lines))
@@ -66,7 +69,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
         "".join(f"{out.name}/valid/{plane}/{case}.npy\n" for case in valid_cases for plane in PLANES))
     meta = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_valid": n_valid,
             "render_size": render_size, "label_noise": label_noise, "lesion_scale": lesion_scale,
-            "lesion_contrast": lesion_contrast, "style": style, "exams": truth}
+            "lesion_contrast": lesion_contrast, "style": style, "randomise": randomise, "exams": truth}
     (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     if out.exists():
         shutil.rmtree(out)
@@ -97,6 +100,8 @@ def default_phantom(progress=True, **overrides):
         key += "-lesion{lesion_scale}x{lesion_contrast}".format(**params)
     if params["style"] != "anatomical":
         key += "-" + params["style"]
+    if params["randomise"]:
+        key += "-randomised"
     path = CACHE / key / "MRNet-v1.0"
     if not (path / "phantom-truth.json").is_file():
         print(f"phantom: generating the default dataset into {path} (first use only)")
