@@ -10,6 +10,10 @@ real `python train/fit.py` run (its own process, its own bundle):
   reference  a peer-style batch-of-one recipe: one exam per batch (--batch-slices 1), max over
              slices, average pooling over space; one model per plane and the same logistic
              regression over planes, as every public MRNet submission does it
+Inits (`--inits`): `none` trains from random weights; `synthetic` starts from train/pretrain.py's
+weights, pretrained on a randomised corpus of the *other* drawing of the knee only (leave one style
+out: the anatomical datasets get a geometric-only corpus and the reverse), never on the evaluated
+exams (the corpus has its own seed). Pretraining runs once per left-out style; its time is printed.
 The default recipe runs with every seed of --seeds on the default phantom (its spread), the rest
 with the first seed. Each row: combined valid AUC per task and mean (80 held-out exams), wall time
 of fit.py, and the top-1 decisive-slice hit rate of the sagittal model for ACL and meniscal tears
@@ -39,6 +43,8 @@ def parse_args(argv=None):
     ap.add_argument("--datasets", nargs="+", default=["v3", "faint", "geometric"], choices=list(DATASETS))
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--inits", nargs="+", default=["none", "synthetic"], choices=["none", "synthetic"],
+                    help="fit.py --init per row; synthetic pretrains on the other style only (%(default)s)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "learnability.json",
                     help="rows as JSON; the trade-off figure (mean AUC against fit time) goes beside it as .png")
     ap.add_argument("--replot", action="store_true", help="only redraw the figure from an existing --out")
@@ -54,11 +60,12 @@ def plot(rows, out):
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(dict.fromkeys(r["dataset"] for r in rows))
     for i, name in enumerate(names):
-        for recipe, marker in (("default", "o"), ("reference", "s")):
-            mine = [r for r in rows if r["dataset"] == name and r["recipe"] == recipe and r["mean"] is not None]
+        for recipe, init, marker in (("default", "none", "o"), ("reference", "none", "s"), ("default", "synthetic", "^")):
+            mine = [r for r in rows if r["dataset"] == name and r["recipe"] == recipe and r.get("init", "none") == init
+                    and r["mean"] is not None]
             if mine:
                 ax.scatter([r["seconds"] / 60 for r in mine], [r["mean"] for r in mine], marker=marker,
-                           color=f"C{i}", label=f"{name}, {recipe}")
+                           color=f"C{i}", label=f"{name}, {recipe}" + (", synthetic init" if init != "none" else ""))
     ax.axhline(0.95, ls=":", color="grey")
     ax.text(ax.get_xlim()[0], 0.952, " target 0.95 (default phantom)", fontsize=7, color="grey")
     ax.set(xlabel="fit.py wall time (minutes, 2 CPU cores)", ylabel="combined valid mean AUC", ylim=(0.4, 1.0),
@@ -80,9 +87,26 @@ def dataset(name, quick):
                            style=spec.get("style", "anatomical"), **size)
 
 
-def run_fit(data_dir, recipe, seed, quick, work):
+def pretrained_without(style, quick, cache={}):
+    """pretrain.py's folder for a corpus of the other style only: (folder, seconds it took)."""
+    other = {"anatomical": "geometric", "geometric": "anatomical"}[style]
+    if other not in cache:
+        out = ROOT / "runs" / f"pretrained-{other}-only{'-quick' if quick else ''}"
+        cmd = [sys.executable, str(ROOT / "train" / "pretrain.py"), "--out", str(out), "--corpus-styles", other,
+               "--quiet"] + (["--corpus-exams", "60", "--epochs", "2"] if quick else [])
+        start = time.perf_counter()
+        result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if result.returncode != 0:
+            raise SystemExit(f"learnability: pretrain.py failed ({other}):\n{result.stderr[-3000:]}")
+        cache[other] = (out, time.perf_counter() - start)
+        print(f"pretrained on the {other} style only: {out} in {cache[other][1]:.0f} s; held-out slice AUC "
+              f"{json.loads((out / 'manifest.json').read_text())['held_out_slice_auc']}", flush=True)
+    return cache[other]
+
+
+def run_fit(data_dir, recipe, seed, quick, work, init="none"):
     """One fit.py run in its own process: (its manifest, seconds)."""
-    flags = RECIPES[recipe] + (["--epochs", "4", "--patience", "4"] if quick else [])
+    flags = RECIPES[recipe] + (["--epochs", "4", "--patience", "4"] if quick else []) + ["--init", str(init)]
     cmd = [sys.executable, str(ROOT / "train" / "fit.py"), "--data-dir", str(data_dir), "--seed", str(seed),
            "--run-dir", str(work / "run"), "--bundle", str(work / "bundle"), "--quiet", *flags]
     start = time.perf_counter()
@@ -105,7 +129,7 @@ def row_text(r):
     auc = r["valid_auc"]
     cells = " ".join(f"{auc[t]:.3f}" if auc[t] is not None else "  -  " for t in ("abnormal", "acl", "meniscus"))
     hits = " ".join(f"{h['hit']:.2f} ({h['chance']:.2f})" for h in (r["hit_acl"], r["hit_meniscus"]))
-    return (f"{r['dataset']:16s}{r['recipe']:10s}{r['seed']:>4d}  {cells}  {r['mean_text']:>7s}"
+    return (f"{r['dataset']:16s}{r['recipe']:10s}{r.get('init', 'none'):10s}{r['seed']:>4d}  {cells}  {r['mean_text']:>7s}"
             f"{r['seconds']:>8.0f}  {hits}")
 
 
@@ -119,17 +143,20 @@ def main(argv=None):
     seeds = args.seeds[:1] if args.quick else args.seeds
     print(f"learnability: {'quick' if args.quick else 'full'}; {os.cpu_count()} CPU cores; datasets "
           f"{', '.join(args.datasets)}; recipes {', '.join(args.recipes)}", flush=True)
-    print(f"{'dataset':16s}{'recipe':10s}{'seed':>4s}  abn.  ACL   men.      mean  fit (s)  "
+    print(f"{'dataset':16s}{'recipe':10s}{'init':10s}{'seed':>4s}  abn.  ACL   men.      mean  fit (s)  "
           f"hit@1 ACL, meniscus (chance)", flush=True)
     rows = []
     for name in args.datasets:
         data_dir = dataset(name, args.quick)
-        for recipe in args.recipes:
-            for seed in (seeds if (name == "v3" and recipe == "default") else seeds[:1]):
+        for recipe, init in [(r, i) for r in args.recipes for i in args.inits if r == "default" or i == "none"]:
+            folder = "none"
+            if init == "synthetic":
+                folder, _ = pretrained_without(DATASETS[name].get("style", "anatomical"), args.quick)
+            for seed in (seeds if (name == "v3" and recipe == "default" and init == "none") else seeds[:1]):
                 with tempfile.TemporaryDirectory(prefix="mrnet-learnability-") as work:
-                    manifest, seconds = run_fit(data_dir, recipe, seed, args.quick, Path(work))
+                    manifest, seconds = run_fit(data_dir, recipe, seed, args.quick, Path(work), folder)
                     combined = manifest["metrics"]["valid_auc"]["combined"]
-                    row = {"dataset": name, "recipe": recipe, "seed": seed, "seconds": seconds,
+                    row = {"dataset": name, "recipe": recipe, "init": init, "seed": seed, "seconds": seconds,
                            "valid_auc": {t: combined[t] for t in ("abnormal", "acl", "meniscus")},
                            "mean": combined["mean"], "mean_text": combined["mean_text"],
                            "hit_acl": hit_rate(Path(work) / "bundle", data_dir, "acl", "ACL tear"),
