@@ -91,13 +91,17 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     paths = [series_path(data, "train", "sagittal", c) for c in train.index]
     y = train[["abnormal", "acl", "meniscus"]].values
     keras.utils.set_random_seed(0)
-    model = build_model(width=16, augment=False, space_pool="avgmax", input_size=64)
+    # as fit.py trains on a CPU: block-averaged slices, fixed-shape batches under XLA, 8 steps a call
+    model = build_model(width=16, augment=False, space_pool="avgmax", input_size=64, pooled_input=True)
     epochs, steps = 10, count_batches(paths, 96)
-    model.compile(optimizer=adamw(3e-3, 1e-4, steps, epochs), loss=WeightedBCE(positive_weights(y)))
-    model.fit(make_dataset(paths, y, 96, shuffle=True), epochs=epochs, verbose=0)
-    export_plane(model, tmp_path / "sagittal")
+    model.compile(optimizer=adamw(3e-3, 1e-4, steps, epochs), loss=WeightedBCE(positive_weights(y)),
+                  jit_compile=True, steps_per_execution=8)
+    model.fit(make_dataset(paths, y, 96, shuffle=True, static=True, input_size=64), epochs=epochs, verbose=0)
+    exported = build_model(width=16, augment=False, space_pool="avgmax", input_size=64)
+    exported.set_weights(model.get_weights())
+    export_plane(exported, tmp_path / "sagittal")
 
     rates, n = hit_rates({"sagittal": tf.saved_model.load(str(tmp_path / "sagittal"))}, data, ks=(1,))
     hit, chance = rates[1]
     assert n >= 5
-    assert hit >= 2 * chance, (hit, chance, n)  # measured here: 0.44 against 0.13 on 9 exams
+    assert hit >= 2 * chance, (hit, chance, n)  # ragged training before the CPU speed-up: 0.44 against 0.13

@@ -68,3 +68,15 @@ def test_early_stopping_waits_for_half_the_epochs(tmp_path):
     # monitoring starts at epoch index 4, whose AUC is the first best; index 5 does not improve: stop.
     # Counted from the start, patience 0 would have stopped at index 1 (2 epochs).
     assert len(history.history["loss"]) == 6
+
+
+def test_fit_trains_each_plane_in_its_own_process_without_retracing(tiny_bundle):
+    """fit.py on a CPU: one process per plane (each logs to its own train.log), XLA over fixed-shape
+    batches, so Keras' train and test steps are traced once: no 'triggered tf.function retracing'
+    warning, whatever the exams' slice counts."""
+    run = tiny_bundle.parent / "run"
+    for plane in ("sagittal", "coronal", "axial"):
+        log = (run / plane / "train.log").read_text()
+        assert f"[{plane}] training:" in log and "XLA on" in log
+        assert "retracing" not in log, log[-2000:]
+        assert (run / plane / "logits.npz").is_file()

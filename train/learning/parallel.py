@@ -37,7 +37,16 @@ def plane_jobs(requested, devices, n_planes):
 
 
 def _child(target, args, plane, log, extra):
-    """Runs in the spawned process: all output to the plane's log, then the plane's training."""
+    """Runs in the spawned process: all output to the plane's log, then the plane's training.
+    On Linux the child is ended with its parent, even one killed outright (SIGKILL, out of memory),
+    so no orphan keeps writing into a run folder that a --resume is about to use."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     stream = open(log, "w", buffering=1)
     os.dup2(stream.fileno(), 1)
