@@ -106,3 +106,38 @@ def test_fit_starts_from_the_pretrained_weights(pretrained, tiny_phantom, tmp_pa
     assert len(expected) > 10
     for a, b in zip(expected, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_frozen_backbone_keeps_its_pretrained_weights_while_the_head_learns(pretrained, tiny_phantom, tmp_path):
+    """--freeze-epochs 1: the first epoch trains the exam head alone (at the from-scratch rate), then
+    the whole network at --lr, here 0. So the best epoch's backbone is the pretrained one bit for bit
+    and its head is not."""
+    from learning.model import build_model
+
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--data-dir", str(tiny_phantom),
+                           "--run-dir", str(run), "--bundle", str(tmp_path / "bundle"), "--init", str(pretrained),
+                           "--epochs", "2", "--freeze-epochs", "1", "--lr", "0", "--batch-slices", "64",
+                           "--tune-fraction", "0.5", "--quiet", *SHAPE],
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "backbone frozen for 1 epochs" in (run / "sagittal" / "train.log").read_text()
+    assert len((run / "sagittal" / "history.csv").read_text().splitlines()) == 3  # header + both phases
+    models = []
+    for weights in (pretrained / "sagittal.weights.h5", run / "sagittal" / "best.weights.h5"):
+        model = build_model(width=8, input_size=64, augment=False, space_pool="avgmax", pooled_input=True)
+        model.load_weights(str(weights))
+        models.append(model)
+    before, after = (m.get_layer("compact").get_weights() for m in models)
+    assert len(before) > 5
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    head_before, head_after = (m.get_layer("logits").get_weights()[0] for m in models)
+    assert np.abs(head_before - head_after).max() > 1e-4
+
+
+def test_freezing_needs_a_pretrained_init():
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--freeze-epochs", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--freeze-epochs needs a pretrained --init" in proc.stderr

@@ -46,6 +46,9 @@ def parse_args(argv=None):
                     help="where each plane's network starts: none (random), synthetic (pretrained on the "
                          "randomised phantom corpus by pretrain.py, cached on first use), or PATH (a folder "
                          "pretrain.py wrote) (%(default)s)")
+    ap.add_argument("--freeze-epochs", type=int, default=0,
+                    help="with a pretrained --init: train only the exam head for the first N epochs, the "
+                         "backbone frozen, then the whole network (%(default)s)")
     ap.add_argument("--tune-fraction", type=float, default=0.2,
                     help="share of train held out for early stopping and the combiner (%(default)s)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
@@ -57,6 +60,8 @@ def parse_args(argv=None):
     add_model_arguments(ap)
     add_compute_arguments(ap)
     args = ap.parse_args(argv)
+    if args.freeze_epochs and (args.init == "none" or args.freeze_epochs >= args.epochs):
+        ap.error("--freeze-epochs needs a pretrained --init and fewer epochs than --epochs")
     if args.lr is None:
         args.lr = LR_FROM_SCRATCH if args.init == "none" else LR_FROM_PRETRAINED
     return args

@@ -66,6 +66,17 @@ def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience):
     ]
 
 
+def compile_plane(model, args, steps, epochs, pos_weight, devices, lr=None):
+    """The optimiser's schedule spans `epochs` (a phase of the run when the backbone starts frozen)."""
+    model.compile(optimizer=adamw(lr or args.lr, args.weight_decay, steps, epochs),
+                  loss=WeightedBCE(pos_weight),
+                  metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc", num_thresholds=500)],
+                  jit_compile=devices.xla,
+                  # several steps per call into the graph: Keras' per-step Python costs as much
+                  # as a 64 px step (benchmarks/training_throughput.py)
+                  steps_per_execution=args.steps_per_execution if devices.replicas == 1 else 1)
+
+
 def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, devices):
     """Fit one plane's multi-task model, keep its best epoch (tuning mean AUC), and write that
     epoch's logits for every split to plane_dir/logits.npz (the chief only).
@@ -75,6 +86,7 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     """
     from learning.distributed import build_from_spec
     from learning.model import build_model
+    from learning.recipe import LR_FROM_SCRATCH
 
     plane_dir.mkdir(parents=True, exist_ok=True)
     fit_ds, tune_ds = datasets("fit", True), datasets("tune", True)
@@ -83,19 +95,27 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
         model = build_model(**model_config(args), pooled_input=args.input_size < 256)
         if getattr(args, "init_weights", {}).get(plane):  # fit.py --init: start from pretrained weights
             model.load_weights(args.init_weights[plane])
-        model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs),
-                      loss=WeightedBCE(pos_weight),
-                      metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
-                                                 num_thresholds=500)],
-                      jit_compile=devices.xla,
-                      # several steps per call into the graph: Keras' per-step Python costs as much
-                      # as a 64 px step (benchmarks/training_throughput.py)
-                      steps_per_execution=args.steps_per_execution if devices.replicas == 1 else 1)
+        compile_plane(model, args, steps, args.epochs, pos_weight, devices)
         if devices.workers > 1:
             build_from_spec(model, devices.strategy, datasets("tune", False, pooled=True).element_spec)
     callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience)
     print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
-    model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, callbacks=callbacks,
+    frozen = getattr(args, "freeze_epochs", 0)
+    if frozen and not (plane_dir / "backup").exists():  # a resumed run's backup is past this phase
+        # the pretrained backbone held still while the exam head learns to read it: with both moving
+        # from the start, the head's early gradients rewrite what pretraining taught
+        model.get_layer(args.backbone).trainable = False
+        with devices.strategy.scope():
+            # the head alone at the from-scratch rate: nothing pretrained moves, so nothing is forgotten
+            compile_plane(model, args, steps, frozen, pos_weight, devices, lr=LR_FROM_SCRATCH)
+        print(f"[{plane}] backbone frozen for {frozen} epochs")
+        model.fit(fit_ds, validation_data=tune_ds, epochs=frozen,
+                  callbacks=[c for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)],
+                  verbose=0 if args.quiet else 1)
+        model.get_layer(args.backbone).trainable = True
+        with devices.strategy.scope():
+            compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
+    model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, initial_epoch=frozen, callbacks=callbacks,
               verbose=0 if args.quiet else 1)
     if not devices.chief:
         return
