@@ -98,3 +98,17 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_
 
     from mrnet.bundle import verify
     verify(bundle, None)
+
+
+def test_planes_train_side_by_side_only_where_it_pays_and_fits_in_memory():
+    """auto: three processes for the compact CNN on a bare CPU; one for a keras.applications backbone
+    (its activations alone took 14.5 GB at 256 px), on a GPU, or over several replicas."""
+    from learning.distributed import Devices
+    from learning.parallel import cores, plane_jobs
+
+    cpu = Devices(strategy=None, xla=True, replicas=1, workers=1, index=0)
+    assert plane_jobs("auto", cpu, 3) == (3 if cores() > 1 else 1)
+    assert plane_jobs("auto", cpu, 3, "efficientnetb0") == 1
+    assert plane_jobs("auto", Devices(None, True, 1, 1, 0, gpus=1), 3) == 1
+    assert plane_jobs("auto", Devices(None, False, 2, 1, 0), 3) == 1
+    assert plane_jobs("2", cpu, 3, "resnet50") == 2 and plane_jobs("5", cpu, 3) == 3

@@ -104,7 +104,7 @@ def main(argv=None):
         else:
             todo.append(plane)
     data = (data_dir, splits, source, targets)
-    jobs = plane_jobs(args.jobs, devices, len(todo))
+    jobs = plane_jobs(args.jobs, devices, len(todo), args.backbone)
     if jobs > 1:
         train_in_processes(train_one, args, todo, run_dir, jobs, extra=(data, run_dir))
     for plane in todo if jobs == 1 else ():

@@ -111,7 +111,7 @@ def main(argv=None):
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     devices = setup_devices(args)
-    jobs = plane_jobs(args.jobs, devices, len(args.planes))
+    jobs = plane_jobs(args.jobs, devices, len(args.planes), args.backbone)
     if jobs > 1:
         train_in_processes(pretrain_plane, args, args.planes, tmp, jobs, extra=(corpus_dirs, tmp))
     else:

@@ -27,13 +27,17 @@ def cores():
         return os.cpu_count() or 1
 
 
-def plane_jobs(requested, devices, n_planes):
-    """How many planes train at once: `auto` is one process per plane on a CPU-only single-replica
-    run, else one (a GPU or a distributed strategy already keeps the hardware busy)."""
+def plane_jobs(requested, devices, n_planes, backbone="compact"):
+    """How many planes train at once: `auto` is one process per plane for the compact backbone on a
+    CPU-only single-replica run, else one: a GPU or a distributed strategy already keeps the hardware
+    busy, and a keras.applications backbone is a graph large enough to fill the cores alone, whose
+    training activations need the memory (efficientnetb0 at 256 px, 96 slices a batch: 14.5 GB RSS
+    in one process; three side by side would not fit in 24 GB)."""
     if requested != "auto":
         return max(1, min(int(requested), n_planes))
     on_cpu_alone = not devices.gpus and devices.replicas == 1 and devices.workers == 1
-    return n_planes if on_cpu_alone and n_planes > 1 and cores() > 1 else 1
+    small = backbone == "compact"
+    return n_planes if on_cpu_alone and small and n_planes > 1 and cores() > 1 else 1
 
 
 def _child(target, args, plane, log, extra):
