@@ -53,8 +53,11 @@ def setup_devices(args):
     workers, index = shard(strategy)
     # XLA compiles the fixed-shape padded batches once; on CPU it runs a step 2.6x faster than the
     # ragged graph (benchmarks/training_throughput.py). Several CPU replicas or workers keep the
-    # plain graph: collectives under XLA on logical CPU devices were seen to hang.
-    xla = args.xla == "on" or (args.xla == "auto" and (bool(gpus) or strategy.num_replicas_in_sync == 1))
+    # plain graph: collectives under XLA on logical CPU devices were seen to hang. A keras.applications
+    # backbone on a CPU keeps it too: XLA's buffers took efficientnetb0 at 256 px from 12.1 to 16.1 GB
+    # for a 96-slice step (benchmarks/training_memory.py).
+    cpu_xla = strategy.num_replicas_in_sync == 1 and getattr(args, "backbone", "compact") == "compact"
+    xla = args.xla == "on" or (args.xla == "auto" and (bool(gpus) or cpu_xla))
     devices = Devices(strategy, xla, strategy.num_replicas_in_sync, workers, index, len(gpus))
     print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
     return devices

@@ -34,7 +34,8 @@ def add_compute_arguments(ap):
     ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"],
-                    help="auto: on, except over several CPU replicas or workers (%(default)s)")
+                    help="auto: on, except over several CPU replicas or workers, or for a keras.applications backbone "
+                         "on a CPU (a third more memory) (%(default)s)")
     ap.add_argument("--jobs", default="auto",
                     help="planes trained at once, each in its own process; auto: one per plane on a CPU-only "
                          "machine, else 1 (%(default)s)")
