@@ -74,7 +74,7 @@ def pretrain_plane(args, plane, corpus_dirs, out_dir, devices=None):
 
     from learning.model import build_model
     from learning.pretraining import load_corpus, slice_aucs, slice_dataset
-    from learning.training import WeightedBCE, adamw, model_config, positive_weights
+    from learning.training import compile_plane, model_config, positive_weights
 
     slices, targets, _ = load_corpus(corpus_dirs, plane, "train", args.input_size)
     held_slices, held_targets, _ = load_corpus(corpus_dirs, plane, "valid", args.input_size)
@@ -83,9 +83,7 @@ def pretrain_plane(args, plane, corpus_dirs, out_dir, devices=None):
     sampled = targets[targets.any(axis=1)]
     weights = positive_weights(sampled.tolist() + [[0.0] * targets.shape[1]] * len(sampled))
     model = build_model(**model_config(args), pooled_input=True)
-    model.compile(optimizer=adamw(args.lr, args.weight_decay, steps, args.epochs), loss=WeightedBCE(weights),
-                  metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc", num_thresholds=500)],
-                  jit_compile=devices.xla, steps_per_execution=args.steps_per_execution)
+    compile_plane(model, args, steps, args.epochs, weights, devices)  # fit.py's loss, optimiser and metric
     plane_dir = out_dir / plane
     plane_dir.mkdir(parents=True, exist_ok=True)
     print(f"[{plane}] pretraining: {len(slices)} corpus slices, {steps} batches/epoch, {args.epochs} epochs")

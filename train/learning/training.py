@@ -68,7 +68,7 @@ def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience):
 
 def compile_plane(model, args, steps, epochs, pos_weight, devices, lr=None):
     """The optimiser's schedule spans `epochs` (a phase of the run when the backbone starts frozen)."""
-    model.compile(optimizer=adamw(lr or args.lr, args.weight_decay, steps, epochs),
+    model.compile(optimizer=adamw(args.lr if lr is None else lr, args.weight_decay, steps, epochs),
                   loss=WeightedBCE(pos_weight),
                   metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc", num_thresholds=500)],
                   jit_compile=devices.xla,
@@ -90,24 +90,27 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
 
     plane_dir.mkdir(parents=True, exist_ok=True)
     fit_ds, tune_ds = datasets("fit", True), datasets("tune", True)
+    frozen = getattr(args, "freeze_epochs", 0)
+    # a resumed run's backup is past the frozen phase: it restores the second phase's state
+    head_first = bool(frozen) and not (plane_dir / "backup").exists()
     with devices.strategy.scope():
         # trained on block-averaged slices from the pipeline (same weights; export takes raw slices)
         model = build_model(**model_config(args), pooled_input=args.input_size < 256)
         if getattr(args, "init_weights", {}).get(plane):  # fit.py --init: start from pretrained weights
             model.load_weights(args.init_weights[plane])
-        compile_plane(model, args, steps, args.epochs, pos_weight, devices)
+        if head_first:
+            # the pretrained backbone held still while the exam head learns to read it, at the
+            # from-scratch rate (nothing pretrained moves, so nothing is forgotten): with both moving
+            # from the start, the head's early gradients rewrite what pretraining taught
+            model.get_layer(args.backbone).trainable = False
+            compile_plane(model, args, steps, frozen, pos_weight, devices, lr=LR_FROM_SCRATCH)
+        else:
+            compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
         if devices.workers > 1:
             build_from_spec(model, devices.strategy, datasets("tune", False, pooled=True).element_spec)
     callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience)
     print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
-    frozen = getattr(args, "freeze_epochs", 0)
-    if frozen and not (plane_dir / "backup").exists():  # a resumed run's backup is past this phase
-        # the pretrained backbone held still while the exam head learns to read it: with both moving
-        # from the start, the head's early gradients rewrite what pretraining taught
-        model.get_layer(args.backbone).trainable = False
-        with devices.strategy.scope():
-            # the head alone at the from-scratch rate: nothing pretrained moves, so nothing is forgotten
-            compile_plane(model, args, steps, frozen, pos_weight, devices, lr=LR_FROM_SCRATCH)
+    if head_first:
         print(f"[{plane}] backbone frozen for {frozen} epochs")
         model.fit(fit_ds, validation_data=tune_ds, epochs=frozen,
                   callbacks=[c for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)],
