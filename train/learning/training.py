@@ -4,10 +4,13 @@ Keras only at import time (no TensorFlow): sweep.py uses the loss and the schedu
 """
 
 import json
+import os
 
 import keras
 import numpy as np
 from keras import ops
+
+from learning.checkpoints import BEST, EpochCheckpoint, finish, read_state, restore, trim_history
 
 
 def positive_weights(labels):
@@ -51,18 +54,18 @@ def model_config(args):
                 space_pool=args.space_pool)
 
 
-def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience):
-    """Checkpoints for --resume and for the best epoch, early stopping, CSV and TensorBoard logs."""
+def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience, state=None):
+    """Early stopping, CSV and TensorBoard logs, then the best epoch's weights and the --resume state
+    (learning/checkpoints.py: crash-safe, and it restores early stopping's count on resume)."""
+    # patience counts only in the second half: a run is never stopped before it has had the time
+    # to start learning (a run stopped at epoch 7 keeping epoch 0 is what this prevents)
+    stopping = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                             start_from_epoch=epochs // 2)
     return [
-        keras.callbacks.BackupAndRestore(str(plane_dir / "backup")),  # per-epoch state for --resume
-        keras.callbacks.ModelCheckpoint(str(plane_dir / "best.weights.h5"), monitor="val_auc",
-                                        mode="max", save_best_only=True, save_weights_only=True),
-        # patience counts only in the second half: a run is never stopped before it has had the time
-        # to start learning (a run stopped at epoch 7 keeping epoch 0 is what this prevents)
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
-                                      start_from_epoch=epochs // 2),
+        stopping,
         keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False),
+        EpochCheckpoint(plane_dir, "val_auc", stopping, state),
     ]
 
 
@@ -91,12 +94,13 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     plane_dir.mkdir(parents=True, exist_ok=True)
     fit_ds, tune_ds = datasets("fit", True), datasets("tune", True)
     frozen = getattr(args, "freeze_epochs", 0)
-    # a resumed run's backup is past the frozen phase: it restores the second phase's state
-    head_first = bool(frozen) and not (plane_dir / "backup").exists()
+    state = read_state(plane_dir)  # --resume: the last complete epoch (fit.py empties the folder otherwise)
+    done = state["epoch"] if state else 0
+    head_first = done < frozen  # a resumed run past the frozen phase restores the second phase's state
     with devices.strategy.scope():
         # trained on block-averaged slices from the pipeline (same weights; export takes raw slices)
         model = build_model(**model_config(args), pooled_input=args.input_size < 256)
-        if getattr(args, "init_weights", {}).get(plane):  # fit.py --init: start from pretrained weights
+        if getattr(args, "init_weights", {}).get(plane) and not state:  # fit.py --init: pretrained weights
             model.load_weights(args.init_weights[plane])
         if head_first:
             # the pretrained backbone held still while the exam head learns to read it, at the
@@ -108,25 +112,34 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
             compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
         if devices.workers > 1:
             build_from_spec(model, devices.strategy, datasets("tune", False, pooled=True).element_spec)
-    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience)
-    print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs")
+        if state:
+            restore(model, plane_dir, state)
+    trim_history(plane_dir / "history.csv", done)
+    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience, state)
+    verbose = 0 if args.quiet else 1
+    print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs"
+          + (f", resuming after epoch {done}" if state else ""))
     if head_first:
         print(f"[{plane}] backbone frozen for {frozen} epochs")
-        model.fit(fit_ds, validation_data=tune_ds, epochs=frozen,
-                  callbacks=[c for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)],
-                  verbose=0 if args.quiet else 1)
+        model.fit(fit_ds, validation_data=tune_ds, epochs=frozen, initial_epoch=done, callbacks=callbacks,
+                  verbose=verbose)
         model.get_layer(args.backbone).trainable = True
         with devices.strategy.scope():
             compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
-    model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, initial_epoch=frozen, callbacks=callbacks,
-              verbose=0 if args.quiet else 1)
+    if not (state and state["stopped"] and done >= frozen):  # early stopping had ended it
+        model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, initial_epoch=max(done, frozen),
+                  callbacks=callbacks, verbose=verbose)
     if not devices.chief:
+        finish(plane_dir)
         return
     # predict on one device: every exam once, in order, whatever the strategy
     (plane_dir / "model_config.json").write_text(json.dumps(model_config(args)))
     model = load_trained(plane_dir)
     out = {name: predict_logits(model, datasets(name, False)) for name in ("fit", "tune", "valid")}
-    np.savez(plane_dir / "logits.npz", **out)
+    # logits.npz marks the plane finished for --resume: renamed into place whole, then the state goes
+    np.savez(plane_dir / "logits.partial.npz", **out)
+    os.replace(plane_dir / "logits.partial.npz", plane_dir / "logits.npz")
+    finish(plane_dir)
 
 
 def inference_step(model):
@@ -158,5 +171,5 @@ def load_trained(plane_dir, config=None):
 
     config = config or json.loads((plane_dir / "model_config.json").read_text())
     model = build_model(**{**config, "weights": "none"})
-    model.load_weights(str(plane_dir / "best.weights.h5"))
+    model.load_weights(str(plane_dir / BEST))
     return model
