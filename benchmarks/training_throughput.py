@@ -13,6 +13,8 @@ Rows, from the set-up before this benchmark's issue to fit.py's default now:
   xla         fixed-shape batches compiled by XLA
   xla+pooled  XLA, slices block-averaged in the pipeline, several steps per graph call
   N planes    xla+pooled, one process per plane side by side (fit.py --jobs auto on a CPU)
+  retained    3 planes, each process keeping the memory it frees (fit.py's --allocator auto): every
+              row above runs with glibc's defaults, which hand each step's activations back
 """
 
 import argparse
@@ -55,8 +57,10 @@ def padded_model(ragged_model, max_slices):
 
 def child(args):
     """One set-up on one plane, in this process; prints a JSON line with its figures."""
+    from learning.distributed import use_allocator
     from mrnet.runtime import import_tensorflow
 
+    use_allocator(args.allocator, "compact")
     tf = import_tensorflow()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -98,11 +102,11 @@ def child(args):
                       "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)}))
 
 
-def run(args, setup, planes, threads):
+def run(args, setup, planes, threads, allocator="system"):
     """Start one child per plane at once; (real slices/s summed, CPU %, wall of the slowest)."""
     base = [sys.executable, __file__, "--child", "--setup", setup, "--exams", str(args.exams),
             "--epochs", str(args.epochs), "--batch-slices", str(args.batch_slices),
-            "--input-size", str(args.input_size), "--threads", str(threads)]
+            "--input-size", str(args.input_size), "--threads", str(threads), "--allocator", allocator]
     if args.data_dir:
         base += ["--data-dir", str(args.data_dir)]
     procs = [subprocess.Popen(base + ["--plane", plane], stdout=subprocess.PIPE, text=True) for plane in planes]
@@ -127,6 +131,7 @@ def main(argv=None):
     ap.add_argument("--input-size", type=int, default=64, help="as fit.py's --input-size (%(default)s)")
     ap.add_argument("--setup", choices=SETUPS, help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--allocator", default="system", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -137,12 +142,14 @@ def main(argv=None):
     print(f"{args.exams} exams per plane, {args.epochs} timed epochs, {args.input_size} px input, "
           f"{cores()} CPU core(s)\n")
     print(f"{'set-up':28s}{'real slices/s':>15s}{'CPU %':>8s}{'vs ragged':>11s}")
-    rows = [(name, name, [args.plane], 0) for name in SETUPS]
-    rows += [(f"xla+pooled, {n} planes at once", "xla+pooled", ["sagittal", "coronal", "axial"][:n],
-              max(1, cores() // n)) for n in (2, 3)]
+    planes = ["sagittal", "coronal", "axial"]
+    rows = [(name, name, [args.plane], 0, "system") for name in SETUPS]
+    rows += [(f"xla+pooled, {n} planes at once", "xla+pooled", planes[:n], max(1, cores() // n), "system")
+             for n in (2, 3)]
+    rows += [("3 planes, memory retained", "xla+pooled", planes, max(1, cores() // 3), "retain")]
     baseline = None
-    for label, setup, planes, threads in rows:
-        rate, cpu, _ = run(args, setup, planes, threads)
+    for label, setup, planes, threads, allocator in rows:
+        rate, cpu, _ = run(args, setup, planes, threads, allocator)
         baseline = baseline or rate
         print(f"{label:28s}{rate:15.0f}{cpu:8.0f}{rate / baseline:10.2f}x", flush=True)
 

@@ -15,8 +15,10 @@ from learning.distributed import tf_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = [sys.executable, str(ROOT / "train" / "fit.py")]
+# XLA off: its compile is 20 s of a 45 s tiny fit, and nothing here is about it (the tiny bundle's fit,
+# test_model.py, checks the XLA path; mirrored and multi-worker runs have it off anyway)
 SMALL = ["--epochs", "3", "--batch-slices", "64", "--width", "8", "--quiet", "--tune-fraction", "0.5",
-         "--patience", "10"]
+         "--patience", "10", "--xla", "off"]
 
 
 def _epochs(history):
@@ -112,3 +114,43 @@ def test_planes_train_side_by_side_only_where_it_pays_and_fits_in_memory():
     assert plane_jobs("auto", Devices(None, True, 1, 1, 0, gpus=1), 3) == 1
     assert plane_jobs("auto", Devices(None, False, 2, 1, 0), 3) == 1
     assert plane_jobs("2", cpu, 3, "resnet50") == 2 and plane_jobs("5", cpu, 3) == 3
+
+
+def test_xla_is_on_where_it_was_measured_to_pay_and_off_where_it_hung_or_grew_memory():
+    """auto: on for a GPU and for the compact CNN on one CPU replica (2.6x a step); off over several
+    replicas (collectives under XLA hung) and for a keras.applications backbone on a CPU (+4 GB)."""
+    from learning.distributed import use_xla
+
+    assert use_xla("auto", 0, 1, "compact") and use_xla("auto", 1, 1, "efficientnetb0")
+    assert not use_xla("auto", 0, 2, "compact") and not use_xla("auto", 0, 1, "efficientnetb0")
+    assert use_xla("auto", 2, 2, "compact")
+    assert use_xla("on", 0, 2, "resnet50") and not use_xla("off", 1, 1, "compact")
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from learning.distributed import use_allocator
+print(use_allocator(sys.argv[1], sys.argv[2]))
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):  # a training step's activations: allocated, written, freed, again
+    a = np.ones(100 * 2**20, np.uint8)
+    del a
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+"""
+
+
+def test_retained_memory_is_reused_across_steps_instead_of_faulted_in_again():
+    """--allocator retain: freed blocks stay in the process, so a step's allocations after the first
+    cost no page faults (with glibc's defaults every 100 MB block is mapped and faulted in anew)."""
+    def faults(flag, backbone="compact"):
+        out = subprocess.run([sys.executable, "-c", _FAULTS, flag, backbone], capture_output=True, text=True,
+                             env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0",  # 4 KB pages, as TensorFlow's buffers
+                                  "PYTHONPATH": os.pathsep.join([str(ROOT / "train"), str(ROOT / "submission")])},
+                             check=True).stdout.split()
+        return out[0], int(out[1])
+
+    (system, many), (retain, few) = faults("system"), faults("retain")
+    assert (system, retain) == ("system", "retain")
+    assert many > 20 * 25_000 * 0.9 and few < many / 5, (many, few)  # 25,600 pages of 4 KB per block
+    assert faults("auto", "efficientnetb0")[0] == "system" and faults("auto")[0] == "retain"

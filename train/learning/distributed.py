@@ -33,6 +33,7 @@ def setup_devices(args):
     """Strategy, precision and XLA from the CLI flags; must run before any other TensorFlow op."""
     from mrnet.runtime import import_tensorflow
 
+    allocator = use_allocator(getattr(args, "allocator", "system"), getattr(args, "backbone", "compact"))
     tf = import_tensorflow()
     import keras
 
@@ -51,16 +52,55 @@ def setup_devices(args):
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
     workers, index = shard(strategy)
-    # XLA compiles the fixed-shape padded batches once; on CPU it runs a step 2.6x faster than the
-    # ragged graph (benchmarks/training_throughput.py). Several CPU replicas or workers keep the
-    # plain graph: collectives under XLA on logical CPU devices were seen to hang. A keras.applications
-    # backbone on a CPU keeps it too: XLA's buffers took efficientnetb0 at 256 px from 12.1 to 16.1 GB
-    # for a 96-slice step (benchmarks/training_memory.py).
-    cpu_xla = strategy.num_replicas_in_sync == 1 and getattr(args, "backbone", "compact") == "compact"
-    xla = args.xla == "on" or (args.xla == "auto" and (bool(gpus) or cpu_xla))
+    xla = use_xla(args.xla, len(gpus), strategy.num_replicas_in_sync, getattr(args, "backbone", "compact"))
     devices = Devices(strategy, xla, strategy.num_replicas_in_sync, workers, index, len(gpus))
-    print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}")
+    print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}, allocator {allocator}")
     return devices
+
+
+def use_xla(flag, gpus, replicas, backbone):
+    """`--xla` auto | on | off, resolved for this machine.
+
+    XLA compiles the fixed-shape padded batches once; on CPU it runs a step 2.6x faster than the
+    ragged graph (benchmarks/training_throughput.py). Several CPU replicas or workers keep the
+    plain graph: collectives under XLA on logical CPU devices were seen to hang. A keras.applications
+    backbone on a CPU keeps it too: XLA's buffers took efficientnetb0 at 256 px from 12.1 to 16.1 GB
+    for a 96-slice step (benchmarks/training_memory.py).
+    """
+    if flag != "auto":
+        return flag == "on"
+    return gpus > 0 or (replicas == 1 and backbone == "compact")
+
+
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def use_allocator(flag, backbone):
+    """`--allocator` auto | retain | system: whether this process keeps the memory it frees.
+
+    With glibc's defaults a training step hands its activations back to the kernel when it frees
+    them (large blocks are mmap'ed, the heap's top is trimmed) and faults them in again on the next
+    step: about 2.8 million page faults and a fifth of the CPU time for one plane's 96 exams x 4
+    epochs at 64 px. `retain` raises the mmap and trim thresholds (1 GB) and pads the heap (64 MB),
+    so freed blocks are reused: three planes side by side trained 1.25-1.4x the slices per second
+    (benchmarks/training_throughput.py, row 'glibc defaults'), for about 0.25 GB more resident memory
+    a process. auto retains for the compact CNN only: for a keras.applications backbone, whose steps
+    take many GB, a heap that keeps its peak was not measured. Linux glibc only; elsewhere a no-op.
+    Returns what this process now does, for the log.
+    """
+    retain = flag == "retain" or (flag == "auto" and backbone == "compact")
+    if not retain:
+        return "system"
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        ok = all(libc.mallopt(param, value) == 1 for param, value in
+                 ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20)))
+    except (OSError, AttributeError):
+        ok = False
+    return "retain" if ok else "system (no glibc)"
 
 
 def make_strategy(tf, kind, gpus):

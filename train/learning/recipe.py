@@ -36,6 +36,9 @@ def add_compute_arguments(ap):
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"],
                     help="auto: on, except over several CPU replicas or workers, or for a keras.applications backbone "
                          "on a CPU (a third more memory) (%(default)s)")
+    ap.add_argument("--allocator", default="auto", choices=["auto", "retain", "system"],
+                    help="retain: training processes keep freed memory for the next step instead of giving it back "
+                         "to the kernel (1.25-1.4x faster on a CPU); auto: retain for the compact CNN (%(default)s)")
     ap.add_argument("--jobs", default="auto",
                     help="planes trained at once, each in its own process; auto: one per plane on a CPU-only "
                          "machine, else 1 (%(default)s)")
