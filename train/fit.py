@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
 from learning.recipe import (LR_FROM_PRETRAINED, LR_FROM_SCRATCH, PLANES, add_compute_arguments,  # noqa: E402
-                             add_model_arguments)
+                             add_model_arguments, slice_budget)
 
 # Our datasets are finite and reshuffled per epoch by design; Keras warns about both.
 warnings.filterwarnings("ignore", message=".*ran out of data.*")
@@ -60,6 +60,7 @@ def parse_args(argv=None):
     add_model_arguments(ap)
     add_compute_arguments(ap)
     args = ap.parse_args(argv)
+    args.batch_slices = slice_budget(args)
     if args.freeze_epochs and (args.init == "none" or args.freeze_epochs >= args.epochs):
         ap.error("--freeze-epochs needs a pretrained --init and fewer epochs than --epochs")
     if args.lr is None:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
 from learning.pretraining import MODEL_FLAGS  # noqa: E402
-from learning.recipe import PLANES, add_compute_arguments, add_model_arguments  # noqa: E402
+from learning.recipe import PLANES, add_compute_arguments, add_model_arguments, slice_budget  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*ran out of data.*")
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -48,6 +48,7 @@ def parse_args(argv=None):
     add_model_arguments(ap)
     add_compute_arguments(ap)
     args = ap.parse_args(argv)
+    args.batch_slices = slice_budget(args)
     args.strategy, args.cpu_replicas = "default", 1  # what setup_devices reads; one process per plane
     if args.backbone != "compact":
         ap.error("--backbone: pretraining is for the compact backbone (keras.applications ones take --weights)")

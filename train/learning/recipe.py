@@ -31,7 +31,9 @@ def add_model_arguments(ap):
 
 def add_compute_arguments(ap):
     """How the training runs on this machine: batches, processes, threads, compilation."""
-    ap.add_argument("--batch-slices", type=int, default=96, help="slice budget per batch (%(default)s)")
+    ap.add_argument("--batch-slices", type=_budget, default="auto",
+                    help="slice budget per batch; auto: 96, or 32 for a keras.applications backbone at 256 px "
+                         "(about 5 GB a step; README: Measured) (%(default)s)")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"],
                     help="auto: on, except over several CPU replicas or workers, or for a keras.applications backbone "
@@ -49,3 +51,22 @@ def add_compute_arguments(ap):
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--verbose", action="store_true",
                     help="also show TensorFlow's native start-up log lines (or set MRNET_VERBOSE=1)")
+
+
+def _budget(text):
+    import argparse
+
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive whole number nor auto")
+    return int(text)
+
+
+def slice_budget(args):
+    """--batch-slices resolved: training memory is activations, which grow with the slices in a batch.
+    The compact CNN at 64 px takes 1.06 GB for 96 slices; efficientnetb0 at 256 px about 0.13 GB a
+    slice (12.1 GB for 96, 5.04 GB for 32: benchmarks/training_memory.py), a quarter of that at 128 px."""
+    if args.batch_slices != "auto":
+        return args.batch_slices
+    return 32 if args.backbone != "compact" and args.input_size == 256 else 96
