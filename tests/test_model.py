@@ -80,3 +80,23 @@ def test_fit_trains_each_plane_in_its_own_process_without_retracing(tiny_bundle)
         assert f"[{plane}] training:" in log and "XLA on" in log
         assert "retracing" not in log, log[-2000:]
         assert (run / plane / "logits.npz").is_file()
+
+
+def test_the_logits_the_combiner_learnt_from_are_the_bundles_own(tiny_bundle, tiny_phantom):
+    """fit.py predicts each plane's logits from block-averaged slices (4x faster than raw ones); the
+    bundle's frozen models take raw 256 px slices. The combiner was fit on the former and runs on
+    the latter, so the two must be the same numbers."""
+    import tensorflow as tf
+
+    from mrnet.layout import read_labels, series_path
+
+    run = tiny_bundle.parent / "run"
+    valid = read_labels(tiny_phantom).loc["valid"]
+    for plane in ("sagittal", "axial"):
+        saved = np.load(run / plane / "logits.npz", allow_pickle=False)["valid"]
+        frozen_model = tf.saved_model.load(str(tiny_bundle / plane))
+        for row, case in enumerate(valid.index):
+            series = np.load(series_path(tiny_phantom, "valid", plane, case), allow_pickle=False)
+            frozen = frozen_model.serve(tf.constant(series), tf.constant([len(series)], tf.int32))["logits"].numpy()[0]
+            np.testing.assert_allclose(saved[row], frozen, rtol=1e-4, atol=1e-4)
+        assert np.std(saved) > 0

@@ -202,7 +202,8 @@ def plane_datasets(args, devices, data_dir, splits, source, targets, plane):
     """(datasets(name, distribute, pooled=distribute) -> tf.data of that split for this plane, fit batches per replica per epoch).
 
     distribute=True: training's batches (block-averaged to --input-size, fixed shapes under XLA or
-    several replicas); False: raw ragged uint8 batches for the exported signature's predictions."""
+    several replicas); False: every exam once, in order, in ragged batches, block-averaged with
+    `pooled`, else raw uint8 256 px slices."""
     from learning.pipeline import count_batches, make_dataset, split_paths
 
     paths = split_paths(data_dir, splits, source, plane)
