@@ -45,3 +45,14 @@ def write_layout(root, cases, n_slices=3, dtype=np.uint8):
         for t, task in enumerate(("abnormal", "acl", "meniscus")):
             (root / f"{split}-{task}.csv").write_text("".join(f"{c},{v[t]}\n" for c, v in labels.items()))
     return root
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """With two workers (pytest.ini's -n 2): the tests of one expensive fixture share a worker, so the tiny
+    bundle (a fit) and the pretrained folder (a pretraining run) are each built once, not once per worker."""
+    for item in items:
+        for fixture in ("tiny_bundle", "pretrained"):
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(fixture))
+                break

@@ -87,7 +87,7 @@ def test_fit_starts_from_the_pretrained_weights_and_can_hold_the_backbone_still(
     proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--data-dir", str(tiny_phantom),
                            "--run-dir", str(run), "--bundle", str(bundle), "--init", str(pretrained),
                            "--epochs", "2", "--freeze-epochs", "1", "--lr", "0", "--batch-slices", "64",
-                           "--tune-fraction", "0.5", "--quiet", *SHAPE],
+                           "--tune-fraction", "0.5", "--quiet", "--xla", "off", *SHAPE],
                           capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = (bundle / "manifest.json").read_text()
