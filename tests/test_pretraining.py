@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from argparse import Namespace
@@ -80,14 +81,18 @@ def test_fit_starts_from_the_pretrained_weights_and_can_hold_the_backbone_still(
     """fit.py --init PATH --freeze-epochs 1 --lr 0: the first epoch trains the exam head alone (at the
     from-scratch rate), the second the whole network at rate 0. So the best epoch's backbone is the
     pretrained one bit for bit (the weights were loaded into the very model trained, and frozen) and
-    its head is not; the manifest records the init by name and checksum, not by where it lies."""
+    its head is not; the manifest records the init by name and checksum, not by where it lies.
+
+    With --jobs 1 the planes train one after another over ragged batches (XLA off), each compiled
+    twice (frozen, then whole): each plane's own process traces its steps once per compile, so no
+    "triggered tf.function retracing" warning, which one process for all three planes drew."""
     from learning.model import build_model
 
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--data-dir", str(tiny_phantom),
                            "--run-dir", str(run), "--bundle", str(bundle), "--init", str(pretrained),
                            "--epochs", "2", "--freeze-epochs", "1", "--lr", "0", "--batch-slices", "64",
-                           "--tune-fraction", "0.5", "--quiet", "--xla", "off", *SHAPE],
+                           "--tune-fraction", "0.5", "--quiet", "--xla", "off", "--jobs", "1", *SHAPE],
                           capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = (bundle / "manifest.json").read_text()
@@ -97,6 +102,14 @@ def test_fit_starts_from_the_pretrained_weights_and_can_hold_the_backbone_still(
         (pretrained / "manifest.json").read_text())["files"]["sagittal.weights.h5"]
     assert str(tmp_path) not in text and str(pretrained) not in text and str(tiny_phantom) not in text
     assert "backbone frozen for 1 epochs" in (run / "sagittal" / "train.log").read_text()
+    assert "1 at a time" in proc.stdout
+    for plane in ("sagittal", "coronal", "axial"):
+        log = (run / plane / "train.log").read_text()
+        assert "XLA off" in log and "retracing" not in log, log[-2000:]
+        # each process says what it peaked at, for sizing a machine: TensorFlow alone is a few 100 MB
+        peak = float(re.search(rf"\[{plane}\] peak memory of this process: ([0-9.]+) GiB", log).group(1))
+        assert 0.2 < peak < 8, peak
+    assert "retracing" not in proc.stdout + proc.stderr
     assert len((run / "sagittal" / "history.csv").read_text().splitlines()) == 3  # header + both phases
     models = []
     for weights in (pretrained / "sagittal.weights.h5", run / "sagittal" / "best.weights.h5"):

@@ -93,7 +93,7 @@ def main(argv=None):
     args.init_weights = init_weights(args)  # {plane: pretrained weights file}, checked up front
 
     # 3. one multi-task model per plane, side by side on a CPU; each writes its best epoch's logits
-    from learning.parallel import plane_jobs, train_in_processes
+    from learning.parallel import own_processes, peak_rss_gib, plane_jobs, train_in_processes
 
     todo = []
     for plane in PLANES:
@@ -106,9 +106,10 @@ def main(argv=None):
             todo.append(plane)
     data = (data_dir, splits, source, targets)
     jobs = plane_jobs(args.jobs, devices, len(todo), args.backbone)
-    if jobs > 1:
+    children = own_processes(devices)
+    if children:
         train_in_processes(train_one, args, todo, run_dir, jobs, extra=(data, run_dir))
-    for plane in todo if jobs == 1 else ():
+    for plane in () if children else todo:
         train_one(args, plane, data, run_dir, devices)
     logits = {name: {} for name in splits}
     for plane in PLANES if devices.chief else ():
@@ -137,7 +138,9 @@ def main(argv=None):
 
     # 6. freeze the bundle: SavedModels, combiner, manifest, checksums; written whole or not at all
     freeze(args, run_dir, data_dir, labels, table, combiner)
-    print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all)")
+    peak = max(peak_rss_gib("self"), peak_rss_gib("children"))
+    print(f"bundle: {args.bundle}  ({time.perf_counter() - start:.0f} s in all, "
+          f"peak memory {peak:.1f} GiB in one process)")
 
 
 def train_one(args, plane, data, run_dir, devices=None):

@@ -40,6 +40,18 @@ def plane_jobs(requested, devices, n_planes, backbone="compact"):
     return n_planes if on_cpu_alone and small and n_planes > 1 and cores() > 1 else 1
 
 
+def own_processes(devices):
+    """Whether each plane trains in a fresh process, even one plane at a time: on a CPU with one
+    worker, yes. TensorFlow counts every trace of Keras' step function (one source function for the
+    train and test steps of every model) against one retracing budget per process, so three planes
+    trained one after another in one process drew "5 out of the last 9 calls ... triggered
+    tf.function retracing" in a short run: each plane's first trace is new work, not a retrace, and
+    a process per plane has exactly one trace of each step. A finished plane's process also hands
+    all its memory back before the next plane starts. A GPU run keeps its planes in the process that
+    already holds the device, and a multi-worker run in the process its peers connected to."""
+    return not devices.gpus and devices.workers == 1
+
+
 def _child(target, args, plane, log, extra):
     """Runs in the spawned process: all output to the plane's log, then the plane's training.
     On Linux the child is ended with its parent, even one killed outright (SIGKILL, out of memory),
@@ -57,6 +69,19 @@ def _child(target, args, plane, log, extra):
     os.dup2(stream.fileno(), 2)
     sys.stdout = sys.stderr = stream
     target(args, plane, *extra)
+    print(f"[{plane}] peak memory of this process: {peak_rss_gib('self'):.2f} GiB", flush=True)
+
+
+def peak_rss_gib(who="self"):
+    """Peak resident memory in GiB of this process ('self') or of its largest finished child
+    ('children'): what a user sizing a machine for a backbone needs (Linux reports KiB; 0 where the
+    platform has no `resource`)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN)
+    return usage.ru_maxrss / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 def _epochs_done(history):
@@ -100,6 +125,7 @@ def train_in_processes(target, args, planes, run_dir, jobs, extra=()):
                                       name=f"fit-{plane}")
                 process.start()
                 running[plane] = (process, log)
+                bars[plane].reset()  # its clock starts with its process, not with the first plane's
             time.sleep(1.0)
             for plane, (process, log) in list(running.items()):
                 done, auc = _epochs_done(run_dir / plane / "history.csv")
