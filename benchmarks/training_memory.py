@@ -5,7 +5,9 @@
 Each row builds fit.py's model (learning.model.build_model) with fit.py's loss, optimiser and XLA
 setting, and trains `--steps` steps on batches of `batch` slices (exams of 32 slices, the last one
 shorter), in a fresh process; it prints that process's peak resident memory (ru_maxrss) and the
-seconds per step after the first. A row is `backbone-input_size-batch_slices[-noxla]`.
+seconds per step after the first. A row is `backbone-input_size-batch_slices[-noxla][-bf16]`:
+`noxla` trains the plain graph, `bf16` under Keras' mixed_bfloat16 policy (activations in 16 bits:
+the one lever on a step's memory that leaves the recipe's batches alone).
 
 Why: a fit of efficientnetb0 at 256 px reached 15 GB RSS. This tells training activations (which
 scale with the slices in a batch) from what the process holds anyway (TensorFlow, the weights).
@@ -29,7 +31,7 @@ ROWS = ["compact-64-96", "efficientnetb0-256-96", "efficientnetb0-256-48", "effi
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", nargs="+", default=ROWS, help="backbone-input_size-batch_slices[-noxla] (%(default)s)")
+    ap.add_argument("--rows", nargs="+", default=ROWS, help="backbone-input_size-batch_slices[-noxla][-bf16] (%(default)s)")
     ap.add_argument("--steps", type=int, default=2, help="training steps per row, the first one traces (%(default)s)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -47,9 +49,13 @@ def child(row, steps):
 
     backbone, size, batch, *rest = row.split("-")
     size, batch = int(size), int(batch)
+    if "bf16" in rest:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     pooled = size < 256  # fit.py block-averages in the pipeline below 256 px
     model = build_model(backbone=backbone, input_size=size, space_pool="avgmax", augment=False, pooled_input=pooled)
-    model.compile(optimizer=adamw(3e-3, 1e-4, 10, 2), loss=WeightedBCE([1.0, 1.0, 1.0]), jit_compile=not rest)
+    model.compile(optimizer=adamw(3e-3, 1e-4, 10, 2), loss=WeightedBCE([1.0, 1.0, 1.0]), jit_compile="noxla" not in rest)
     counts = np.array([32] * (batch // 32) + ([batch % 32] if batch % 32 else []), np.int32)
     rng = np.random.default_rng(0)
     shape = (batch, size, size) if pooled else (batch, 256, 256)
@@ -60,15 +66,15 @@ def child(row, steps):
         start = time.perf_counter()
         model.train_on_batch({"slices": slices, "counts": counts}, y)
         times.append(time.perf_counter() - start)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    print(json.dumps({"row": row, "peak_gb": peak_gb, "step_s": float(np.mean(times[1:])) if steps > 1 else None}))
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    print(json.dumps({"row": row, "peak_gib": peak_gib, "step_s": float(np.mean(times[1:])) if steps > 1 else None}))
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
         return child(args.child, args.steps)
-    print(f"{'row':28s}{'peak RSS (GB)':>15s}{'s/step':>9s}", flush=True)
+    print(f"{'row':28s}{'peak RSS (GiB)':>15s}{'s/step':>9s}", flush=True)
     for row in args.rows:
         proc = subprocess.run([sys.executable, __file__, "--child", row, "--steps", str(args.steps)],
                               capture_output=True, text=True)
@@ -77,7 +83,7 @@ def main(argv=None):
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         step = f"{r['step_s']:9.1f}" if r["step_s"] is not None else f"{'-':>9s}"
-        print(f"{row:28s}{r['peak_gb']:15.2f}{step}", flush=True)
+        print(f"{row:28s}{r['peak_gib']:15.2f}{step}", flush=True)
 
 
 if __name__ == "__main__":
