@@ -38,6 +38,38 @@ def test_exam_output_does_not_depend_on_its_batch(pooling):
     np.testing.assert_allclose(alone[0], mixed[1], atol=1e-5)
 
 
+def test_a_pretrained_applications_backbone_trains_without_batch_statistics(tmp_path):
+    """--weights PATH (or imagenet): the backbone's BatchNorm keeps its statistics while training, so
+    an exam's training-mode logits are the same alone and beside other exams (a 256 px batch holds
+    about one exam, and BatchNorm over one exam ranked exams inversely). From scratch it learns from
+    the batch, which the same comparison shows."""
+    import keras
+
+    rng = np.random.default_rng(3)
+    counts = [5, 6]
+    slices = rng.normal(0, 40, (sum(counts), 64, 64)).astype("float32") + 100
+    shape = dict(backbone="efficientnetb0", input_size=64, augment=False, space_pool="avgmax", pooled_input=True,
+                 dropout=0.0)
+    scratch = build_model(**shape)
+    saved = tmp_path / "efficientnetb0.weights.h5"
+    scratch.get_layer("efficientnetb0").get_layer("efficientnetb0").save_weights(str(saved))
+    before = scratch.get_layer("efficientnetb0").get_layer("efficientnetb0").get_weights()
+
+    def alone_and_mixed(model):
+        mixed = np.asarray(model({"slices": slices, "counts": np.array(counts, "int32")}, training=True))
+        alone = np.asarray(model({"slices": slices[5:], "counts": np.array([6], "int32")}, training=True))
+        return alone[0], mixed[1]
+
+    assert np.abs(np.subtract(*alone_and_mixed(scratch))).max() > 1e-3  # batch statistics: the mates matter
+    pretrained = build_model(**shape, weights=str(saved))
+    inner = pretrained.get_layer("efficientnetb0").get_layer("efficientnetb0")
+    for a, b in zip(inner.get_weights(), before):  # the file's weights, not the scratch model's trained-on ones
+        np.testing.assert_array_equal(a, b)
+    norms = [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 10 and not any(layer.trainable for layer in norms)
+    np.testing.assert_allclose(*alone_and_mixed(pretrained), atol=1e-4)
+
+
 def test_augmentation_moves_all_slices_of_an_exam_together():
     layer = ExamAugment(25, 25, seed=3)
     rng = np.random.default_rng(2)

@@ -157,15 +157,19 @@ def test_retained_memory_is_reused_across_steps_instead_of_faulted_in_again():
 
 
 def test_the_slice_budget_follows_the_backbone_unless_given():
-    """auto: 96 slices a batch, but 32 for a keras.applications backbone at 256 px (96 of its slices
-    took 12 GB); a number given is kept, and anything else is refused by name."""
+    """auto: 96 slices a batch, but 32 for a pretrained keras.applications backbone at 256 px (96 of
+    its slices took 12 GiB; its BatchNorm keeps its statistics, so about one exam a batch is safe);
+    from scratch 96 (several exams for BatchNorm's batch statistics); a number given is kept, and
+    anything else is refused by name."""
     import fit
 
     def budget(*flags):
         return fit.parse_args(list(flags)).batch_slices
 
     assert budget() == 96 and budget("--backbone", "efficientnetb0", "--input-size", "128") == 96
-    assert budget("--backbone", "efficientnetb0", "--input-size", "256") == 32
+    assert budget("--backbone", "efficientnetb0", "--input-size", "256", "--weights", "imagenet") == 32
+    assert budget("--backbone", "resnet50", "--input-size", "256", "--weights", "/any/backbone.weights.h5") == 32
+    assert budget("--backbone", "efficientnetb0", "--input-size", "256") == 96  # --weights none
     assert budget("--backbone", "resnet50", "--input-size", "256", "--batch-slices", "48") == 48
     proc = subprocess.run(FIT + ["--batch-slices", "0"], capture_output=True, text=True, env=_env())
     assert proc.returncode == 2 and "--batch-slices: '0' is neither a positive whole number nor auto" in proc.stderr

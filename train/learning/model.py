@@ -32,12 +32,24 @@ def compact_backbone(width=16):
 
 
 def applications_backbone(name, weights, input_size):
-    """keras.applications backbone; `weights` is 'imagenet', 'none' or a path to saved weights."""
+    """keras.applications backbone; `weights` is 'imagenet', 'none' or a path to saved weights.
+
+    With pretrained weights its BatchNorm layers keep their learnt statistics in training too
+    (inference mode, as Keras' transfer-learning guide fine-tunes): a 256 px batch holds about one
+    exam (--batch-slices auto: 32), and BatchNorm over one exam's slices ranked exams inversely
+    (the team's measured AUC 0.26 where 0.75 was reachable). An exam's logits are then the same
+    alone and in any batch, as with the compact CNN's GroupNorm (tests/test_model.py). From scratch
+    there are no statistics to keep, so its BatchNorm learns from batches of several exams
+    (learning.recipe.slice_budget)."""
     ctor = {"resnet50": keras.applications.ResNet50, "efficientnetb0": keras.applications.EfficientNetB0}[name]
     hub_weights = "imagenet" if weights == "imagenet" else None
     base = ctor(include_top=False, weights=hub_weights, input_shape=(input_size, input_size, 3))
     if weights not in ("imagenet", "none", None):
         base.load_weights(weights)
+    if weights not in ("none", None):
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False  # Keras 3: a BatchNormalization that is not trainable runs in inference mode
     inp = keras.Input((None, None, 1))
     x = layers.Concatenate()([inp, inp, inp])  # grey to the 3 channels ImageNet backbones expect
     return keras.Model(inp, base(x), name=name)

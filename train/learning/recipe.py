@@ -32,8 +32,8 @@ def add_model_arguments(ap):
 def add_compute_arguments(ap):
     """How the training runs on this machine: batches, processes, threads, compilation."""
     ap.add_argument("--batch-slices", type=_budget, default="auto",
-                    help="slice budget per batch; auto: 96, or 32 for a keras.applications backbone at 256 px "
-                         "(about 5 GB a step; README: Measured) (%(default)s)")
+                    help="slice budget per batch; auto: 96, or 32 for a pretrained keras.applications backbone "
+                         "at 256 px (about 5 GB a step; README: Measured) (%(default)s)")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"],
                     help="auto: on, except over several CPU replicas or workers, or for a keras.applications backbone "
@@ -65,8 +65,13 @@ def _budget(text):
 
 def slice_budget(args):
     """--batch-slices resolved: training memory is activations, which grow with the slices in a batch.
-    The compact CNN at 64 px takes 1.06 GB for 96 slices; efficientnetb0 at 256 px about 0.13 GB a
-    slice (12.1 GB for 96, 5.04 GB for 32: benchmarks/training_memory.py), a quarter of that at 128 px."""
+    The compact CNN at 64 px takes 1.06 GiB for 96 slices; efficientnetb0 at 256 px about 0.13 GiB a
+    slice (12.1 GiB for 96, 5.04 GiB for 32: benchmarks/training_memory.py), a quarter of that at
+    128 px. So a pretrained keras.applications backbone at 256 px takes 32 slices, about one exam:
+    its BatchNorm keeps its statistics (model.applications_backbone), so nothing depends on the
+    batch. From scratch (--weights none) its BatchNorm learns from the batch, and over one exam's
+    slices that ranked exams inversely: 96 slices, several exams, the memory notwithstanding."""
     if args.batch_slices != "auto":
         return args.batch_slices
-    return 32 if args.backbone != "compact" and args.input_size == 256 else 96
+    pretrained = getattr(args, "weights", "none") not in ("none", None)
+    return 32 if args.backbone != "compact" and args.input_size == 256 and pretrained else 96
