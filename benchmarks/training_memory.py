@@ -5,9 +5,10 @@
 Each row builds fit.py's model (learning.model.build_model) with fit.py's loss, optimiser and XLA
 setting, and trains `--steps` steps on batches of `batch` slices (exams of 32 slices, the last one
 shorter), in a fresh process; it prints that process's peak resident memory (ru_maxrss) and the
-seconds per step after the first. A row is `backbone-input_size-batch_slices[-noxla][-bf16]`:
-`noxla` trains the plain graph, `bf16` under Keras' mixed_bfloat16 policy (activations in 16 bits:
-the one lever on a step's memory that leaves the recipe's batches alone).
+seconds per step after the first. A row is `backbone-input_size-batch_slices[-noxla][-bf16][-pretrained]`:
+`noxla` trains the plain graph, `bf16` under Keras' mixed_bfloat16 policy (activations in 16 bits),
+`pretrained` loads the backbone from a weights file (random ones, saved first), as `--weights PATH`
+or imagenet do, so its BatchNorm keeps its statistics (model.applications_backbone).
 
 Why: a fit of efficientnetb0 at 256 px reached 15 GB RSS. This tells training activations (which
 scale with the slices in a batch) from what the process holds anyway (TensorFlow, the weights).
@@ -31,7 +32,8 @@ ROWS = ["compact-64-96", "efficientnetb0-256-96", "efficientnetb0-256-48", "effi
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", nargs="+", default=ROWS, help="backbone-input_size-batch_slices[-noxla][-bf16] (%(default)s)")
+    ap.add_argument("--rows", nargs="+", default=ROWS,
+                    help="backbone-input_size-batch_slices[-noxla][-bf16][-pretrained] (%(default)s)")
     ap.add_argument("--steps", type=int, default=2, help="training steps per row, the first one traces (%(default)s)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -54,8 +56,18 @@ def child(row, steps):
 
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     pooled = size < 256  # fit.py block-averages in the pipeline below 256 px
-    model = build_model(backbone=backbone, input_size=size, space_pool="avgmax", augment=False, pooled_input=pooled)
-    model.compile(optimizer=adamw(3e-3, 1e-4, 10, 2), loss=WeightedBCE([1.0, 1.0, 1.0]), jit_compile="noxla" not in rest)
+    weights = "none"
+    if "pretrained" in rest:
+        import tempfile
+
+        scratch = build_model(backbone=backbone, input_size=size, augment=False)
+        weights = str(Path(tempfile.mkdtemp()) / f"{backbone}.weights.h5")
+        scratch.get_layer(backbone).get_layer(backbone).save_weights(weights)
+        del scratch
+    model = build_model(backbone=backbone, input_size=size, space_pool="avgmax", augment=False, pooled_input=pooled,
+                        weights=weights)
+    model.compile(optimizer=adamw(3e-3, 1e-4, 10, 2), loss=WeightedBCE([1.0, 1.0, 1.0]),
+                  jit_compile="noxla" not in rest)
     counts = np.array([32] * (batch // 32) + ([batch % 32] if batch % 32 else []), np.int32)
     rng = np.random.default_rng(0)
     shape = (batch, size, size) if pooled else (batch, 256, 256)
