@@ -107,7 +107,7 @@ def main(argv=None):
     data = (data_dir, splits, source, targets)
     jobs = plane_jobs(args.jobs, devices, len(todo), args.backbone)
     children = own_processes(devices)
-    if children:
+    if children and todo:
         train_in_processes(train_one, args, todo, run_dir, jobs, extra=(data, run_dir))
     for plane in () if children else todo:
         train_one(args, plane, data, run_dir, devices)
