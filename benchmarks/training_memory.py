@@ -17,7 +17,6 @@ scale with the slices in a batch) from what the process holds anyway (TensorFlow
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ def child(row, steps):
     import numpy as np
 
     from learning.model import build_model
+    from learning.parallel import peak_rss_gib
     from learning.training import WeightedBCE, adamw
 
     backbone, size, batch, *rest = row.split("-")
@@ -78,8 +78,8 @@ def child(row, steps):
         start = time.perf_counter()
         model.train_on_batch({"slices": slices, "counts": counts}, y)
         times.append(time.perf_counter() - start)
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    print(json.dumps({"row": row, "peak_gib": peak_gib, "step_s": float(np.mean(times[1:])) if steps > 1 else None}))
+    step_s = float(np.mean(times[1:])) if steps > 1 else None
+    print(json.dumps({"row": row, "peak_gib": peak_rss_gib("self"), "step_s": step_s}))
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ import keras
 from keras import layers, ops
 
 from learning.layers import ExamAugment, ExamPool
+from learning.recipe import pretrained_weights
 from mrnet import preprocess
 from mrnet.contract import TASKS
 
@@ -46,7 +47,7 @@ def applications_backbone(name, weights, input_size):
     base = ctor(include_top=False, weights=hub_weights, input_shape=(input_size, input_size, 3))
     if weights not in ("imagenet", "none", None):
         base.load_weights(weights)
-    if weights not in ("none", None):
+    if pretrained_weights(weights):
         for layer in base.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False  # Keras 3: a BatchNormalization that is not trainable runs in inference mode

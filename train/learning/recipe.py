@@ -63,6 +63,12 @@ def _budget(text):
     return int(text)
 
 
+def pretrained_weights(weights):
+    """Whether --weights gives a keras.applications backbone learnt statistics (imagenet or a file):
+    what decides both its BatchNorm mode (model.applications_backbone) and its slice budget."""
+    return weights not in ("none", None)
+
+
 def slice_budget(args):
     """--batch-slices resolved: training memory is activations, which grow with the slices in a batch.
     The compact CNN at 64 px takes 1.06 GiB for 96 slices; efficientnetb0 at 256 px about 0.13 GiB a
@@ -73,5 +79,5 @@ def slice_budget(args):
     slices that ranked exams inversely: 96 slices, several exams, the memory notwithstanding."""
     if args.batch_slices != "auto":
         return args.batch_slices
-    pretrained = getattr(args, "weights", "none") not in ("none", None)
+    pretrained = pretrained_weights(getattr(args, "weights", "none"))
     return 32 if args.backbone != "compact" and args.input_size == 256 and pretrained else 96
