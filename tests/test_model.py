@@ -132,3 +132,75 @@ def test_the_logits_the_combiner_learnt_from_are_the_bundles_own(tiny_bundle, ti
             frozen = frozen_model.serve(tf.constant(series), tf.constant([len(series)], tf.int32))["logits"].numpy()[0]
             np.testing.assert_allclose(saved[row], frozen, rtol=1e-4, atol=1e-4)
         assert np.std(saved) > 0
+
+
+def _tuning_targets(data_dir):
+    from conftest import TINY_FIT_SEED
+
+    from learning.pipeline import split
+    from mrnet.contract import TASKS
+    from mrnet.layout import read_labels
+
+    splits, _ = split(read_labels(data_dir), 0.5, TINY_FIT_SEED)
+    return splits["tune"][list(TASKS)].values
+
+
+def test_the_kept_epoch_is_the_best_competition_mean_of_the_real_tuning_exams(tiny_bundle, tiny_phantom):
+    """fit.py under XLA (fixed-shape batches padded with blank exams of weight 0): the val_auc that
+    chose each plane's kept epoch is scikit-learn's mean AUC of that epoch's tuning logits, exam for
+    exam what the table at the end prints. Keras' AUC, passed as a plain metric, counted the fillers."""
+    import csv
+
+    from scoring.metrics import auc_or_none
+
+    targets = _tuning_targets(tiny_phantom)
+    assert all(0 < targets[:, t].sum() < len(targets) for t in range(3)), "every task needs both classes"
+    run = tiny_bundle.parent / "run"
+    for plane in ("sagittal", "coronal", "axial"):
+        assert "XLA on" in (run / plane / "train.log").read_text()
+        rows = list(csv.DictReader(open(run / plane / "history.csv")))
+        assert len(rows) == 2
+        best = max(float(r["val_auc"]) for r in rows)
+        tune = np.load(run / plane / "logits.npz", allow_pickle=False)["tune"]
+        aucs = [auc_or_none(targets[:, t], tune[:, t]) for t in range(3)]
+        assert best == pytest.approx(np.mean(aucs), abs=1e-6)
+        kept = max(rows, key=lambda r: float(r["val_auc"]))
+        assert [float(kept[f"val_auc_{task}"]) for task in ("abnormal", "acl", "meniscus")] == \
+            pytest.approx(aucs, abs=1e-6)
+
+
+def test_blank_fillers_of_fixed_shape_batches_cannot_move_the_tuning_metric(tiny_phantom):
+    """The same exams in ragged batches and in XLA's fixed-shape batches (blank exams of weight 0
+    fill each batch): identical logits, labels and val_auc, which is scikit-learn's mean AUC. Keras'
+    AUC as a plain metric reads another number from the padded batches: the bug this guards against."""
+    import keras
+
+    from learning.pipeline import make_dataset, split_paths, split
+    from learning.training import WeightedBCE, inference_step, split_logits, tune_logs
+    from mrnet.contract import TASKS
+    from mrnet.layout import read_labels
+    from scoring.metrics import auc_or_none
+
+    labels = read_labels(tiny_phantom)
+    splits, source = split(labels, 0.5, 3)
+    paths = split_paths(tiny_phantom, splits, source, "sagittal")["tune"]
+    y = splits["tune"][list(TASKS)].values
+    ragged = make_dataset(paths, y, 64, shuffle=False, input_size=64)
+    static = make_dataset(paths, y, 64, shuffle=False, input_size=64, static=True)
+    assert sum(int((np.asarray(w) == 0).sum()) for *_, w in static) > len(paths)  # fillers outnumber exams
+    keras.utils.set_random_seed(0)
+    model = build_model(width=8, input_size=64, pooled_input=True, augment=False)
+    step = inference_step(model)
+    (a, ya), (b, yb) = split_logits(step, ragged), split_logits(step, static)
+    np.testing.assert_array_equal(ya, y)
+    np.testing.assert_array_equal(yb, y)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    loss = WeightedBCE([1.0, 1.0, 1.0])
+    logs = tune_logs(yb, b, loss)
+    assert logs["val_auc"] == pytest.approx(np.mean([auc_or_none(y[:, t], a[:, t]) for t in range(3)]), abs=1e-6)
+    assert logs == pytest.approx(tune_logs(ya, a, loss), abs=1e-6)
+
+    unweighted = keras.metrics.AUC(multi_label=True, from_logits=True, num_thresholds=500)
+    for x, yy, _ in static:
+        unweighted.update_state(yy, step(x["slices"], x["counts"]))
+    assert abs(float(unweighted.result()) - logs["val_auc"]) > 0.01

@@ -25,8 +25,10 @@ def positive_weights(labels):
 class WeightedBCE(keras.losses.Loss):
     """Binary cross-entropy with a positive weight per task."""
 
-    def __init__(self, pos_weight, name="weighted_bce", **kw):
-        super().__init__(name=name, **kw)
+    def __init__(self, pos_weight, name="weighted_bce", reduction="mean_with_sample_weight", **kw):
+        # the mean over the exams of weight 1: fixed-shape batches carry blank fillers of weight 0, and
+        # Keras' default would divide by every row, fillers included (printed loss and val_loss then differ)
+        super().__init__(name=name, reduction=reduction, **kw)
         self.pos_weight = [float(w) for w in pos_weight]
 
     def call(self, y_true, logits):
@@ -54,15 +56,66 @@ def model_config(args):
                 space_pool=args.space_pool)
 
 
-def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience, state=None):
-    """Early stopping, CSV and TensorBoard logs, then the best epoch's weights and the --resume state
-    (learning/checkpoints.py: crash-safe, and it restores early stopping's count on resume)."""
+def split_logits(step, dataset):
+    """(logits, labels) of every real exam of a dataset, in order: rows of sample weight 0 (the blank
+    fillers of fixed-shape batches) are dropped, so they can never reach a metric."""
+    logits, labels = [], []
+    for x, y, *weights in dataset:
+        keep = np.asarray(weights[0]) > 0 if weights else slice(None)
+        logits.append(np.asarray(step(x["slices"], x["counts"]), np.float32)[keep])
+        labels.append(np.asarray(y, np.float32)[keep])
+    if not logits:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def tune_logs(labels, logits, loss):
+    """What the tuning split says of an epoch, from scoring/metrics.py (the competition metric, the
+    one fit.py's table and evaluate.py print): val_auc_<task>, val_auc (their mean) and val_loss.
+
+    val_auc is what the best epoch and early stopping are chosen on, so it is always a number: where
+    a task's tuning labels hold one class it is the mean over the defined tasks, and 0.5 (chance)
+    where none is defined, which keeps the first epoch."""
+    from mrnet.contract import TASKS
+    from scoring.metrics import auc_or_none
+
+    aucs = {task: auc_or_none(labels[:, t], logits[:, t]) for t, task in enumerate(TASKS)}
+    defined = [a for a in aucs.values() if a is not None]
+    out = {f"val_auc_{task}": (0.5 if a is None else a) for task, a in aucs.items()}
+    out["val_auc"] = float(np.mean(defined)) if defined else 0.5
+    out["val_loss"] = float(loss(labels, logits))
+    return out
+
+
+class TuneScore(keras.callbacks.Callback):
+    """At each epoch's end, the tuning split's real exams through the model, scored with the
+    competition metric; first in the callback list, so early stopping, the best-epoch checkpoint, the
+    CSV log and the progress bar all read these numbers.
+
+    Keras' own AUC counted the fillers of fixed-shape batches (label 0, one shared logit) as negatives,
+    since it weights only the loss and `weighted_metrics`: fillers outnumbered the tuning exams in
+    some fits, and the kept epoch was chosen by a metric 0.16 off scikit-learn's on the same logits."""
+
+    def __init__(self, dataset, loss):
+        super().__init__()
+        self.dataset, self.loss, self.step = dataset, loss, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.step is None:
+            self.step = inference_step(self.model)
+        logits, labels = split_logits(self.step, self.dataset)
+        logs.update(tune_logs(labels, logits, self.loss))
+
+
+def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience, tune=None, state=None):
+    """The tuning score (TuneScore over the `tune` dataset), early stopping, CSV and TensorBoard logs,
+    then the best epoch's weights and the --resume state (learning/checkpoints.py: crash-safe, and it
+    restores early stopping's count on resume)."""
     # patience counts only in the second half: a run is never stopped before it has had the time
     # to start learning (a run stopped at epoch 7 keeping epoch 0 is what this prevents)
     stopping = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
                                              start_from_epoch=epochs // 2)
-    return [
-        stopping,
+    return [cb for cb in (tune, stopping) if cb is not None] + [
         keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False),
         EpochCheckpoint(plane_dir, "val_auc", stopping, state),
@@ -73,7 +126,10 @@ def compile_plane(model, args, steps, epochs, pos_weight, devices, lr=None):
     """The optimiser's schedule spans `epochs` (a phase of the run when the backbone starts frozen)."""
     model.compile(optimizer=adamw(args.lr if lr is None else lr, args.weight_decay, steps, epochs),
                   loss=WeightedBCE(pos_weight),
-                  metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc", num_thresholds=500)],
+                  # weighted: the fillers of fixed-shape batches have weight 0 and stay out of the training
+                  # AUC (the tuning AUC comes from TuneScore: scoring/metrics.py on real exams only)
+                  weighted_metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc",
+                                                      num_thresholds=500)],
                   jit_compile=devices.xla,
                   # several steps per call into the graph: Keras' per-step Python costs as much
                   # as a 64 px step (benchmarks/training_throughput.py)
@@ -92,7 +148,7 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     from learning.recipe import LR_FROM_SCRATCH
 
     plane_dir.mkdir(parents=True, exist_ok=True)
-    fit_ds, tune_ds = datasets("fit", True), datasets("tune", True)
+    fit_ds = datasets("fit", True)
     frozen = getattr(args, "freeze_epochs", 0)
     state = read_state(plane_dir)  # --resume: the last complete epoch (fit.py empties the folder otherwise)
     done = state["epoch"] if state else 0
@@ -115,19 +171,22 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
         if state:
             restore(model, plane_dir, state)
     trim_history(plane_dir / "history.csv", done)
-    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience, state)
+    # every tuning exam once, ragged, as the table at the end reads them (TuneScore)
+    tune = TuneScore(datasets("tune", False, pooled=args.input_size < 256), WeightedBCE(pos_weight))
+    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience, tune,
+                                state)
     verbose = 0 if args.quiet else 1
     print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs"
           + (f", resuming after epoch {done}" if state else ""))
     if head_first:
         print(f"[{plane}] backbone frozen for {frozen} epochs")
-        model.fit(fit_ds, validation_data=tune_ds, epochs=frozen, initial_epoch=done, callbacks=callbacks,
+        model.fit(fit_ds, epochs=frozen, initial_epoch=done, callbacks=callbacks,
                   verbose=verbose)
         model.get_layer(args.backbone).trainable = True
         with devices.strategy.scope():
             compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
     if not (state and state["stopped"] and done >= frozen):  # early stopping had ended it
-        model.fit(fit_ds, validation_data=tune_ds, epochs=args.epochs, initial_epoch=max(done, frozen),
+        model.fit(fit_ds, epochs=args.epochs, initial_epoch=max(done, frozen),
                   callbacks=callbacks, verbose=verbose)
     if not devices.chief:
         finish(plane_dir)
@@ -165,9 +224,7 @@ def inference_step(model):
 
 def predict_logits(model, dataset, step=None):
     """Every exam's logits, in order, float32, through inference_step."""
-    step = step or inference_step(model)
-    out = [np.asarray(step(x["slices"], x["counts"]), np.float32) for x, *_ in dataset]
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 3), np.float32)
+    return split_logits(step or inference_step(model), dataset)[0]
 
 
 def load_trained(plane_dir, config=None, pooled=False):
