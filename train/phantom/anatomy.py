@@ -22,14 +22,30 @@ MENISCUS_CENTRES = {"medial": -21.0, "lateral": 21.0}
 STYLES = ("anatomical", "geometric")
 
 
-def knee(rng, fluid_scale=1.0, style="anatomical"):
-    """Return (shapes, landmarks) for one knee with random but plausible proportions."""
+NO_JITTER = {"bone": 1.0, "meniscus": 1.0, "meniscus_inner": 1.0, "meniscus_height": 1.0, "meniscus_gap": 1.0,
+             "meniscus_shift": (0.0, 0.0)}
+
+
+def shape_jitter(rng):
+    """Proportions beyond one style's own spread, for the randomised corpus (a localiser trained on it
+    must find menisci of any size, section and position, not one drawing's): bone width, the
+    meniscus's outer and inner radius (so its rim's width), height, the opening at the notch, and its
+    centre moved on the plateau (mm). Drawn from the corpus's own stream."""
+    return {"bone": float(rng.uniform(0.85, 1.15)), "meniscus": float(rng.uniform(0.85, 1.2)),
+            "meniscus_inner": float(rng.uniform(0.75, 1.3)), "meniscus_height": float(rng.uniform(0.75, 1.35)),
+            "meniscus_gap": float(rng.uniform(0.5, 1.7)), "meniscus_shift": tuple(rng.uniform(-2.5, 2.5, 2))}
+
+
+def knee(rng, fluid_scale=1.0, style="anatomical", jitter=None):
+    """Return (shapes, landmarks) for one knee with random but plausible proportions; `jitter`
+    (shape_jitter's dict) widens them for the randomised corpus and takes nothing from `rng`."""
+    jitter = jitter or NO_JITTER
     if style == "geometric":
-        return geometric_knee(rng, fluid_scale)
+        return geometric_knee(rng, fluid_scale, jitter)
     if style != "anatomical":
         raise ValueError(f"style {style!r} not in {STYLES}")
     s = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
-    w = s(0.92, 1.08)  # bone width factor
+    w = s(0.92, 1.08) * jitter["bone"]  # bone width factor
     fem_c = np.array([0.0, -2.0, 27.0 + s(-1.5, 1.5)], np.float32)
     fem_a = np.array([40 * w, 30 * w, 25.0], np.float32)
     tib_c = np.array([0.0, -2.0, -19.0 + s(-1.0, 1.0)], np.float32)
@@ -83,9 +99,12 @@ def knee(rng, fluid_scale=1.0, style="anatomical"):
         capsule(*pcl, s(4.2, 5.0), "ligament", "PCL"),
     ]
     menisci = {}
+    m, (dx, dy) = jitter["meniscus"], jitter["meniscus_shift"]
     for side, cx in MENISCUS_CENTRES.items():
-        centre = np.array([cx * w, -3.0, joint_z], np.float32)
-        geometry = dict(r_in=8.0 * w, r_out=18.5 * w, height=s(2.6, 3.4), inward_x=-np.sign(cx), gap=4.0)
+        centre = np.array([cx * w + dx, -3.0 + dy, joint_z], np.float32)
+        geometry = dict(r_in=8.0 * w * m * jitter["meniscus_inner"], r_out=18.5 * w * m,
+                        height=s(2.6, 3.4) * jitter["meniscus_height"], inward_x=-np.sign(cx),
+                        gap=4.0 * jitter["meniscus_gap"])
         menisci[side] = {"centre": centre, **geometry}
         shapes.append(meniscus(centre, tissue="meniscus", name=f"{side} meniscus", **geometry))
 
@@ -97,10 +116,10 @@ def knee(rng, fluid_scale=1.0, style="anatomical"):
     return shapes, landmarks
 
 
-def geometric_knee(rng, fluid_scale=1.0):
+def geometric_knee(rng, fluid_scale=1.0, jitter=NO_JITTER):
     """The second drawing: separate condyles, a flat plateau, thin cortices (see the module docstring)."""
     s = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
-    w = s(0.9, 1.1)
+    w = s(0.9, 1.1) * jitter["bone"]
     condyle_x = 19.0 * w
     con_a = np.array([17 * w, 28 * w, 22.0], np.float32)
     fem_c = np.array([0.0, -2.0, 24.0 + s(-1.5, 1.5)], np.float32)
@@ -149,9 +168,12 @@ def geometric_knee(rng, fluid_scale=1.0):
            np.array([1.0, -20 * w, tibia_top - 4], np.float32))
     shapes += [capsule(*acl, s(2.8, 3.4), "ligament", "ACL"), capsule(*pcl, s(3.6, 4.4), "ligament", "PCL")]
     menisci = {}
+    m, (dx, dy) = jitter["meniscus"], jitter["meniscus_shift"]
     for side, cx in (("medial", -20.0), ("lateral", 20.0)):
-        centre = np.array([cx * w, -3.0, joint_z], np.float32)
-        geometry = dict(r_in=9.5 * w, r_out=17.5 * w, height=s(3.0, 3.8), inward_x=-np.sign(cx), gap=6.0)
+        centre = np.array([cx * w + dx, -3.0 + dy, joint_z], np.float32)
+        geometry = dict(r_in=9.5 * w * m * jitter["meniscus_inner"], r_out=17.5 * w * m,
+                        height=s(3.0, 3.8) * jitter["meniscus_height"], inward_x=-np.sign(cx),
+                        gap=6.0 * jitter["meniscus_gap"])
         menisci[side] = {"centre": centre, **geometry}
         shapes.append(meniscus(centre, tissue="meniscus", name=f"{side} meniscus", **geometry))
     landmarks = {
@@ -172,3 +194,28 @@ def cartilage_point(landmarks, x, bone):
     half = a[2] * np.sqrt(max(0.0, 1 - (across / a[0]) ** 2)) + landmarks["cartilage"] / 2
     z = c[2] - half if bone == "femur" else c[2] + half
     return np.array([x, c[1], z], np.float32)
+
+
+# Tissues a distractor may be drawn in: dark ones (ligament, meniscus, cortex: what a meniscus looks
+# like on fat-sat sequences) and bright ones (fluid, fat, cartilage).
+DISTRACTOR_TISSUES = ("ligament", "meniscus", "cortex", "fluid", "fat", "cartilage", "muscle")
+
+
+def distractors(rng, landmarks):
+    """Soft-tissue clutter for the randomised corpus: vessels and tendons (capsules, mostly running
+    up and down), cysts, fat pads and fibrous bands (ellipsoids), dark and bright, scattered around
+    the joint. Painted before the joint's own structures, so they show only in soft tissue and never
+    hide a meniscus or the ACL: a real sagittal slice is crowded, and a localiser trained on clean
+    phantoms learns the meniscus as the only dark wedge in the picture."""
+    joint = landmarks["joint_z"]
+    shapes = []
+    for k in range(int(rng.integers(4, 12))):
+        tissue = str(rng.choice(DISTRACTOR_TISSUES))
+        centre = np.array([rng.uniform(-50, 50), rng.uniform(-45, 45), joint + rng.uniform(-35, 35)], np.float32)
+        if rng.random() < 0.5:
+            direction = np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), 1.0], np.float32)
+            half = direction / np.linalg.norm(direction) * rng.uniform(8, 40)
+            shapes.append(capsule(centre - half, centre + half, rng.uniform(1.0, 4.0), tissue, f"distractor {k}"))
+        else:
+            shapes.append(ellipsoid(centre, rng.uniform([2, 2, 1.5], [12, 10, 8]), tissue, f"distractor {k}"))
+    return shapes

@@ -2,36 +2,43 @@
 
 import numpy as np
 
-from phantom.anatomy import knee
+from mrnet.contract import PLANES
+from phantom.anatomy import distractors, knee, shape_jitter
 from phantom.findings import acl_tear, draw_labels, meniscal_tear, other_findings
+from phantom.landmarks import lesion_centres, slice_landmarks
 from phantom.render import random_rendering, render_stack, rotation
 
-PLANES = ("sagittal", "coronal", "axial")
 STRUCTURES = ("ACL", "medial meniscus", "lateral meniscus", "femur", "tibia")
 BAD_RATE = 0.02  # per stack and kind of bad stack
 
 
 def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, lesion_contrast=1.0,
-              style="anatomical", randomise=False):
+              style="anatomical", randomise=False, with_anatomy=False):
     """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
 
     With `with_masks`, also the boolean masks of every lesion and of key structures, per plane.
+    With `with_anatomy`, the anatomy truth (landmarks.py): `anatomy` {plane: (slices, 3, 5) landmarks
+    of the ACL and the two meniscus places} and `tear_centres` {plane: {tear: {slice: [row, col]}}}.
     `lesion_scale` and `lesion_contrast` set the rung of the difficulty ladder (findings.RUNGS),
     `style` the drawing and rendering (anatomy.STYLES); the defaults are generator v3's exams.
     `randomise` (the pretraining corpus): the style's drawing, a random rendering per stack
     (render.random_rendering) and a lesion size and contrast drawn per exam over the whole ladder
     and beyond its faint end; these draws come from a stream of their own, so the exam's anatomy,
-    labels and lesion positions are those of the same (seed, index) without it.
+    labels and lesion positions are those of the same (seed, index) without it. The randomised
+    corpus also widens the knee's proportions and pose and scatters soft-tissue distractors
+    (anatomy.shape_jitter, anatomy.distractors), from the same stream of its own.
     """
     rng = np.random.default_rng([seed, index])
     style_rng = np.random.default_rng([seed, index, 0x5EED]) if randomise else None
+    jitter = None
     if randomise:
         lesion_scale, lesion_contrast = style_rng.uniform(0.45, 1.1), style_rng.uniform(0.55, 1.0)
+        jitter = shape_jitter(style_rng)
     abnormal, acl, men = draw_labels(rng)
     lesion_shapes, findings = [], []
     # knee proportions first (needed to place lesions); effusion changes the fluid recesses only
     state = rng.bit_generator.state
-    _, landmarks = knee(rng, style=style)
+    _, landmarks = knee(rng, style=style, jitter=jitter)
     if acl:
         lesion_shapes += acl_tear(rng, landmarks, lesion_scale, lesion_contrast)
         findings.append("ACL tear")
@@ -46,12 +53,17 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
         fluid_scale = rng.uniform(0.6, 1.6)  # physiological fluid varies in healthy knees too
     after = rng.bit_generator.state
     rng.bit_generator.state = state
-    shapes, _ = knee(rng, fluid_scale=fluid_scale, style=style)  # same proportions, final fluid
+    shapes, _ = knee(rng, fluid_scale=fluid_scale, style=style, jitter=jitter)  # same proportions, final fluid
     rng.bit_generator.state = after
 
     pose = (rotation(rng, 7.0), rng.uniform(-5, 5, 3).astype(np.float32), float(rng.uniform(0.88, 1.12)))
+    if randomise:  # clutter under the joint's structures, and a wider pose: the localiser's corpus
+        shapes = shapes[:2] + distractors(style_rng, landmarks) + shapes[2:]
+        pose = (rotation(style_rng, 8.0) @ pose[0], pose[1] + style_rng.uniform(-8, 8, 3).astype(np.float32),
+                pose[2] * float(style_rng.uniform(0.9, 1.1)))
     lesion_names = [s.name for s in lesion_shapes]
-    keep = set(lesion_names) | (set(STRUCTURES) if with_masks else set())
+    keep = set(lesion_names) | (set(STRUCTURES) if with_masks else set()) | (set(STRUCTURES[:3]) if with_anatomy else set())
+    anatomy, tear_centres = {}, {}
     series, lesion_slices, bad, masks = {}, {}, {}, {}
     for plane in PLANES:
         draw = rng.random()
@@ -62,12 +74,17 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
         series[plane], plane_masks = render_stack(rng, plane, shapes + lesion_shapes, pose, render_size, kind, keep,
                                                     style, rendering)
         lesion_slices[plane] = {n: np.flatnonzero(plane_masks[n].any(axis=(1, 2))).tolist() for n in lesion_names}
+        if with_anatomy:
+            anatomy[plane] = slice_landmarks(plane_masks, plane)
+            tear_centres[plane] = lesion_centres(plane_masks, [n for n in lesion_names if "tear" in n])
         if with_masks:
             masks[plane] = plane_masks
     exam = {"labels": (int(abnormal), int(acl), int(men)), "series": series, "findings": findings,
             "lesion_slices": lesion_slices, "bad": bad}
     if with_masks:
         exam["masks"] = masks
+    if with_anatomy:
+        exam["anatomy"], exam["tear_centres"] = anatomy, tear_centres
     if randomise:
         exam["lesion_scale"], exam["lesion_contrast"] = round(float(lesion_scale), 3), round(float(lesion_contrast), 3)
     return exam

@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from phantom.exam import PLANES, make_exam
+from mrnet.contract import PLANES, TASKS
+from phantom.exam import make_exam
+from phantom.landmarks import ANATOMY, write_anatomy
 
-TASKS = ("abnormal", "acl", "meniscus")
 # v4: the difficulty ladder (lesion scale and contrast) and a second style; its defaults (rung v3,
 # style anatomical) write v3's series byte for byte, and phantom-truth.json records rung and style.
-GENERATOR_VERSION = 4
+# v5: the anatomy truth beside the series (phantom-anatomy.npz, tear centres in phantom-truth.json);
+# plain exams' series are v4's byte for byte, the randomised corpus gains clutter and wider shapes.
+GENERATOR_VERSION = 5
 DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0, lesion_scale=1.0,
                 lesion_contrast=1.0, style="anatomical", randomise=False)
 CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
@@ -23,7 +26,7 @@ CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] /
 
 def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style, randomise):
     return make_exam(seed, index, render_size, lesion_scale=lesion_scale, lesion_contrast=lesion_contrast, style=style,
-                     randomise=randomise)
+                     randomise=randomise, with_anatomy=True)
 
 
 def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.0, workers=None, progress=True,
@@ -41,7 +44,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     workers = workers or min(os.cpu_count() or 1, 8)
     total = n_train + n_valid
     labels = {s: {t: [] for t in TASKS} for s in ("train", "valid")}
-    truth = {}
+    truth, anatomy = {}, {}
     noise_rng = np.random.default_rng([seed, 1 << 30])
     job = partial(_exam, seed=seed, render_size=render_size, lesion_scale=lesion_scale,
                   lesion_contrast=lesion_contrast, style=style, randomise=randomise)
@@ -58,8 +61,10 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
                 if label_noise and noise_rng.random() < label_noise:
                     observed[t] = 1 - observed[t]
                 labels[split][task].append(f"{case},{observed[t]}\n")
+            anatomy[case] = exam["anatomy"]
             truth[case] = {"split": split, "labels": exam["labels"], "findings": exam["findings"],
                            "bad_stacks": exam["bad"], "lesion_slices": exam["lesion_slices"],
+                           "tear_centres": exam["tear_centres"],
                            **{k: exam[k] for k in ("lesion_scale", "lesion_contrast") if k in exam}}
     for split, per_task in labels.items():
         for task, lines in per_task.items():
@@ -71,6 +76,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
             "render_size": render_size, "label_noise": label_noise, "lesion_scale": lesion_scale,
             "lesion_contrast": lesion_contrast, "style": style, "randomise": randomise, "exams": truth}
     (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    write_anatomy(tmp / ANATOMY, anatomy)
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
