@@ -48,7 +48,7 @@ def main(argv=None):
     y = np.zeros((len(paths), 3), np.float32)
     dataset = make_dataset(paths, y, args.batch_slices, shuffle=False)
     batches = sum(1 for _ in dataset)
-    model = build_model(backbone=args.backbone, input_size=args.input_size, augment=False, weights="none")
+    model = build_model(backbone=args.backbone, input_size=args.input_size, crops=False)  # whole slices, raw input
     tf.get_logger().setLevel("ERROR")  # the retracing warning is what is being measured here
 
     def timed(run):

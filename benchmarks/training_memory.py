@@ -45,9 +45,11 @@ def child(row, steps):
     import_tensorflow()
     import numpy as np
 
+    from learning.distributed import Devices
     from learning.model import build_model
     from learning.parallel import peak_rss_gib
-    from learning.training import WeightedBCE, adamw
+    from learning.recipe import model_config, recipe_args
+    from learning.training import compile_plane
 
     backbone, size, batch, *rest = row.split("-")
     size, batch = int(size), int(batch)
@@ -60,14 +62,15 @@ def child(row, steps):
     if "pretrained" in rest:
         import tempfile
 
-        scratch = build_model(backbone=backbone, input_size=size, augment=False)
+        scratch = build_model(backbone=backbone, input_size=size)
         weights = str(Path(tempfile.mkdtemp()) / f"{backbone}.weights.h5")
         scratch.get_layer(backbone).get_layer(backbone).save_weights(weights)
         del scratch
-    model = build_model(backbone=backbone, input_size=size, space_pool="avgmax", augment=False, pooled_input=pooled,
-                        weights=weights)
-    model.compile(optimizer=adamw(3e-3, 1e-4, 10, 2), loss=WeightedBCE([1.0, 1.0, 1.0]),
-                  jit_compile="noxla" not in rest)
+    # fit.py's whole-slice model, loss, optimiser and metric at this backbone and size
+    flags = recipe_args(backbone=backbone, input_size=size, weights=weights, crops=False, steps_per_execution=1)
+    model = build_model(**model_config(flags), pooled_input=pooled)
+    compile_plane(model, flags, 10, 2, [1.0, 1.0, 1.0],
+                  Devices(strategy=None, xla="noxla" not in rest, replicas=1, workers=1, index=0))
     counts = np.array([32] * (batch // 32) + ([batch % 32] if batch % 32 else []), np.int32)
     rng = np.random.default_rng(0)
     shape = (batch, size, size) if pooled else (batch, 256, 256)

@@ -55,6 +55,36 @@ def padded_model(ragged_model, max_slices):
     return keras.Model(inp, ragged_model(Flatten()(inp)))
 
 
+def padded_dataset(paths, labels, exams_per_batch, max_slices):
+    """The common alternative to ragged batches: every exam padded to the longest stack."""
+    import numpy as np
+    import tensorflow as tf
+
+    from learning.pipeline import headers
+    from mrnet.series import read_data
+
+    paths = [str(p) for p in paths]
+    labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
+    infos = headers(paths)
+
+    def load(members):
+        def read(m):
+            out = np.zeros((len(m), max_slices, 256, 256), np.uint8)
+            for row, i in enumerate(m):
+                a = read_data(paths[i], infos[i])
+                out[row, : a.shape[0]] = a
+            return out, labels[m]
+        x, y = tf.numpy_function(read, [members], [tf.uint8, tf.float32], stateful=False)
+        x.set_shape([None, max_slices, 256, 256])
+        y.set_shape([None, labels.shape[1]])
+        return x, y
+
+    starts = np.arange(0, len(paths), exams_per_batch)
+    plans = [np.arange(s, min(s + exams_per_batch, len(paths)), dtype=np.int32) for s in starts]
+    ds = tf.data.Dataset.from_generator(lambda: iter(plans), output_signature=tf.TensorSpec([None], tf.int32))
+    return ds.map(load, num_parallel_calls=4).prefetch(2)
+
+
 def child(args):
     """One set-up on one plane, in this process; prints a JSON line with its figures."""
     from learning.distributed import use_allocator
@@ -68,9 +98,11 @@ def child(args):
     import keras
     import numpy as np
 
+    from learning.distributed import Devices
     from learning.model import build_model
-    from learning.pipeline import headers, make_dataset, padded_dataset
-    from learning.training import WeightedBCE
+    from learning.pipeline import count_batches, headers, make_dataset
+    from learning.recipe import model_config, recipe_args
+    from learning.training import compile_plane, positive_weights
     from mrnet.contract import TASKS
     from mrnet.layout import read_labels, series_path
     from phantom.writer import default_phantom
@@ -82,8 +114,10 @@ def child(args):
     y = labels[list(TASKS)].values
     counts = np.array([info[0][0] for info in headers(paths)])
     keras.utils.set_random_seed(0)
-    model = build_model(width=16, augment=False, space_pool="avgmax", input_size=args.input_size,
-                        pooled_input=pooled)
+    # fit.py's whole-slice model, loss, optimiser, schedule and metric (learning/recipe.py, training.py)
+    flags = recipe_args(input_size=args.input_size, batch_slices=args.batch_slices, crops=False,
+                        steps_per_execution=spe)
+    model = build_model(**model_config(flags), pooled_input=pooled)
     if pipeline == "padded":
         per_batch = max(1, round(args.batch_slices / counts.mean()))
         model = padded_model(model, int(counts.max()))
@@ -91,9 +125,8 @@ def child(args):
     else:
         data = make_dataset(paths, y, args.batch_slices, shuffle=True, static=pipeline == "static",
                             input_size=args.input_size if pooled else None)
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=WeightedBCE([1.0] * len(TASKS)),
-                  metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, num_thresholds=500)],
-                  jit_compile=xla, steps_per_execution=spe)
+    compile_plane(model, flags, count_batches(paths, args.batch_slices), args.epochs + 1, positive_weights(y),
+                  Devices(strategy=None, xla=xla, replicas=1, workers=1, index=0))
     model.fit(data, epochs=1, verbose=0)  # warm-up: tracing and compiling
     cpu0, start = os.times(), time.perf_counter()
     model.fit(data, epochs=args.epochs, verbose=0)

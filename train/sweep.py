@@ -19,8 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
 
+from learning.recipe import MODEL_KEYS  # noqa: E402
+
 ROUND = 32
-MODEL_KEYS = ("width", "pooling", "space_pool", "input_size", "augment", "dropout", "pool_on")
+GRID_KEYS = ("lr", "weight_decay", *(k for k in MODEL_KEYS if k not in ("backbone", "weights", "crops", "seed")))
 
 
 def parse_args(argv=None):
@@ -32,22 +34,25 @@ def parse_args(argv=None):
     ap.add_argument("--tune-fraction", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", nargs="*", default=[],
-                    help="key=v1,v2 ... over lr, weight_decay, " + ", ".join(MODEL_KEYS) + " (all combinations)")
+                    help="key=v1,v2 ... over " + ", ".join(GRID_KEYS) + " (all combinations; the rest is fit.py's "
+                         "recipe, learning/recipe.py)")
     ap.add_argument("--out", type=Path, help="write every recipe's curve as JSON here")
     return ap.parse_args(argv)
 
 
 def recipes(grid):
-    base = dict(lr=3e-3, weight_decay=1e-4, width=16, pooling="max", space_pool="avgmax", input_size=128,
-                augment=False, dropout=0.3, pool_on="features")
+    """Every combination of the grid's values, each over the recipe's defaults (learning/recipe.py)."""
+    from learning.recipe import recipe_args
+
+    base = vars(recipe_args())
     axes = []
     for item in grid:
         key, values = item.split("=", 1)
-        if key not in base:
-            raise SystemExit(f"sweep: unknown grid key {key!r}; use one of {', '.join(base)}")
+        if key not in GRID_KEYS:
+            raise SystemExit(f"sweep: unknown grid key {key!r}; use one of {', '.join(GRID_KEYS)}")
         cast = type(base[key]) if not isinstance(base[key], bool) else (lambda v: v.lower() in ("1", "true", "on"))
         axes.append([(key, cast(v)) for v in values.split(",")])
-    return [{**base, **dict(combo)} for combo in itertools.product(*axes)]
+    return [dict(combo) for combo in itertools.product(*axes)] or [{}]
 
 
 def batches(series, labels, k, order):
@@ -73,9 +78,11 @@ def main(argv=None):
     import keras
     import numpy as np
 
+    from learning.distributed import Devices
     from learning.model import build_model
     from learning.pipeline import split
-    from learning.training import WeightedBCE, adamw, positive_weights
+    from learning.recipe import model_config, recipe_args
+    from learning.training import compile_plane, positive_weights
     from mrnet.contract import TASKS
     from mrnet.layout import read_labels, series_path
     from mrnet.series import open_series
@@ -97,10 +104,11 @@ def main(argv=None):
     results = []
     for recipe in recipes(args.grid):
         keras.utils.set_random_seed(args.seed)
-        model = build_model(**{key: recipe[key] for key in MODEL_KEYS}, seed=args.seed)
-        model.compile(optimizer=adamw(recipe["lr"], recipe["weight_decay"], steps, args.epochs),
-                      loss=WeightedBCE(positive_weights(data["fit"][1])))
-        print(f"recipe {json.dumps(recipe)}", flush=True)
+        flags = recipe_args(**recipe, seed=args.seed, crops=False)  # whole slices: the sweep has no localiser
+        model = build_model(**model_config(flags))  # fit.py's model, loss, optimiser and metric
+        compile_plane(model, flags, steps, args.epochs, positive_weights(data["fit"][1]),
+                      Devices(strategy=None, xla=keras.backend.backend() != "tensorflow", replicas=1, workers=1, index=0))
+        print(f"recipe {json.dumps(recipe)} over fit.py's defaults", flush=True)
         curve, start = [], time.perf_counter()
         rng = np.random.default_rng(args.seed)
         for epoch in range(args.epochs):

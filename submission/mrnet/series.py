@@ -9,14 +9,9 @@ import numpy as np
 from mrnet.contract import SLICE_SHAPE
 
 
-def read_header(path):
-    """Return (shape, dtype) from the npy header; raise ValueError with a user-facing reason."""
-    shape, dtype, _, _ = header_info(path)
-    return shape, dtype
-
-
 def header_info(path):
-    """(shape, dtype, fortran_order, data offset): all that `read_data` needs, parsed once."""
+    """(shape, dtype, fortran_order, data offset): all that `read_data` needs, parsed once; raises
+    ValueError with a user-facing reason."""
     try:
         with open(path, "rb") as f:
             try:

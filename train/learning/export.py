@@ -29,45 +29,92 @@ SIGNATURE = [tf.TensorSpec([None, 256, 256], tf.uint8, name="slices"),
 
 
 def explain_parts(model):
-    """(feature model: inputs -> (N, h, w, C) map, the Dense head scoring pooled features, space-pool mode)."""
-    features = keras.Model(model.inputs, model.get_layer("feature_map").output)
+    """(feature model: inputs -> {'map': (N, h, w, C) whole-slice feature map, and with crops
+    'windows': (N, K) each window's tear score}; the whole-slice head; the window mixing head or
+    None; the space-pool mode)."""
+    outputs = {"map": model.get_layer("feature_map").output}
     names = {layer.name for layer in model.layers}
-    head = model.get_layer("slice_logits" if "slice_logits" in names else "logits")  # see build_model(pool_on)
+    if "window_scores" in names:
+        outputs["windows"] = model.get_layer("window_scores").output
+    features = keras.Model(model.inputs, outputs)
     space_pool = model.get_layer("space_pool")
     mode = "avgmax" if isinstance(space_pool, keras.layers.Concatenate) else (
         "max" if isinstance(space_pool, keras.layers.GlobalMaxPooling2D) else "avg")
-    return features, head, mode
+    mixing = model.get_layer("window_logits") if "window_logits" in names else None
+    return features, model.get_layer("logits"), mixing, mode
 
 
-def slice_scores(feature_map, kernel, bias, mode):
-    """Per-slice logits and CAMs from the feature map; float32 whatever the compute policy."""
+def slice_scores(feature_map, head, mode, windows=None, gates=None, mixing=None):
+    """Per-slice logits (the model on that slice alone: the exam's logits were the exam that one
+    slice), whole-slice CAMs and, with crops, each window's share of its slice's logits (N, K, 3);
+    float32 whatever the compute policy."""
+    from learning.layers import NO_WINDOW
+    from learning.model import PLACE_KIND
+
     fmap = tf.cast(feature_map, tf.float32)
-    kernel, bias = tf.cast(kernel, tf.float32), tf.cast(bias, tf.float32)
+    kernel, bias = tf.cast(head.kernel, tf.float32), tf.cast(head.bias, tf.float32)
     channels = fmap.shape[-1]
     avg, mx = tf.reduce_mean(fmap, axis=[1, 2]), tf.reduce_max(fmap, axis=[1, 2])
     if mode == "avgmax":
         pooled, per_pixel = tf.concat([avg, mx], -1), kernel[:channels] + kernel[channels:]
     else:
         pooled, per_pixel = (avg if mode == "avg" else mx), kernel
-    return pooled @ kernel + bias, tf.einsum("nhwc,ct->nhwt", fmap, per_pixel)
+    logits, cam = pooled @ kernel + bias, tf.einsum("nhwc,ct->nhwt", fmap, per_pixel)
+    if windows is None:
+        return logits, cam, None
+    mix, mix_bias = tf.cast(mixing.kernel, tf.float32), tf.cast(mixing.bias, tf.float32)
+    used = gates > 0
+    scores = tf.where(used, tf.cast(windows, tf.float32), 0.0)
+    rows = tf.gather(mix, list(PLACE_KIND))  # (K, 3): what a window of each place says of each task
+    shares = scores[..., None] * rows[None]  # (N, K, 3)
+    best = tf.where(used, tf.cast(windows, tf.float32), NO_WINDOW)
+    votes = tf.stack([best[:, 0], tf.reduce_max(best[:, 1:], axis=1)], axis=1)
+    votes = tf.where(votes > NO_WINDOW / 2, votes, 0.0)
+    return logits + votes @ mix + mix_bias, cam, shares
 
 
-def export_plane(model, folder):
+def export_plane(model, folder, localiser=None):
+    """One plane's SavedModel from its trained model: raw uint8 slices in (the front: block average,
+    and with crops the frozen localiser and its windows, learning/crops.py), three logits out."""
+    from learning.crops import WINDOW, front
+    from learning.layers import exam_ids, segment_sum
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    features, head, mode = explain_parts(model)
+    if localiser is not None:
+        archive.track(localiser)
+    features, head, mixing, mode = explain_parts(model)
     archive.track(features)
+    spec = model.input["slices"]
+    input_size = spec.shape[1]
+    pooled = spec.dtype == "float32"
+    crops = "crops" in model.input
+
+    def inputs(slices, counts):
+        seen = front(slices, input_size, pooled, localiser if crops else None)
+        return {name: seen[name] for name in model.input if name != "counts"} | {"counts": counts}, seen
 
     @tf.function(input_signature=SIGNATURE)
     def serve(slices, counts):
-        logits = tf.cast(model({"slices": slices, "counts": counts}, training=False), tf.float32)
-        return {"logits": logits, "probabilities": tf.sigmoid(logits)}
+        x, seen = inputs(slices, counts)
+        logits = tf.cast(model(x, training=False), tf.float32)
+        out = {"logits": logits, "probabilities": tf.sigmoid(logits)}
+        if crops:  # per exam, the slices on which each place's window was used: 0 everywhere is a fallback
+            ids = exam_ids(counts, tf.shape(slices)[0])
+            out["localised"] = segment_sum(seen["gates"], ids, tf.shape(counts)[0])
+        return out
 
     @tf.function(input_signature=SIGNATURE)
     def explain(slices, counts):
-        fmap = features({"slices": slices, "counts": counts}, training=False)
-        logits, cam = slice_scores(fmap, head.kernel, head.bias, mode)
-        return {"slice_logits": logits, "cam": cam}
+        x, seen = inputs(slices, counts)
+        parts = features(x, training=False)
+        logits, cam, shares = slice_scores(parts["map"], head, mode, parts.get("windows"), seen.get("gates"), mixing)
+        out = {"slice_logits": logits, "cam": cam}
+        if crops:  # each place's window on each slice: its share of the slice's logits, where it was cut
+            corner = tf.round(seen["centres"]) - WINDOW // 2
+            out.update(window_logits=shares, gates=seen["gates"], presence=seen["presence"],
+                       boxes=tf.concat([corner, corner + WINDOW], axis=-1))  # top, left, bottom, right
+        return out
 
     archive.add_endpoint("serve", serve)
     archive.add_endpoint("explain", explain)
@@ -108,6 +155,11 @@ def data_name(data_dir):
     return data_dir.name
 
 
+# The flags that name an input file or folder: recorded by name (and a file's sha256), never by where
+# it lies. Any other string is a value, even one that happens to name a path on this machine.
+INPUT_PATHS = ("init", "weights", "localiser", "localiser_dir", "init_weights")
+
+
 def portable_config(config):
     """The training flags without machine paths: output folders are dropped, input paths keep
     their name (and a file's sha256), so the manifest says what was used, not where it was."""
@@ -117,15 +169,23 @@ def portable_config(config):
             continue
         if key == "data_dir":
             out[key] = None if value is None else data_name(value)
-        elif isinstance(value, dict):
-            out[key] = portable_config(value)
-        elif isinstance(value, (str, Path)) and Path(value).is_file():
-            out[key] = {"file": Path(value).name, "sha256": hashlib.sha256(Path(value).read_bytes()).hexdigest()}
-        elif isinstance(value, (str, Path)) and len(str(value)) > 1 and Path(value).is_dir():
-            out[key] = Path(value).name
+        elif key in INPUT_PATHS:
+            out[key] = portable_path(value)
         else:
             out[key] = str(value) if isinstance(value, Path) else value
     return out
+
+
+def portable_path(value):
+    """A file as its name and sha256, a folder as its name, a keyword (none, auto, imagenet ...) as itself."""
+    if isinstance(value, dict):
+        return {k: portable_path(v) for k, v in value.items()}
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return path.name if path.is_dir() else str(value)
 
 
 def build_manifest(config, data_dir, labels, table, combiner, input_size):

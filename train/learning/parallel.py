@@ -101,8 +101,9 @@ def _epochs_done(history):
     return len(lines) - 1, None
 
 
-def train_in_processes(target, args, planes, run_dir, jobs, extra=()):
-    """Call target(args, plane, *extra) for every plane, `jobs` processes at a time.
+def train_in_processes(target, args, planes, run_dir, jobs, extra=(), epochs=None):
+    """Call target(args, plane, *extra) for every plane, `jobs` processes at a time; each plane's
+    progress bar counts the rows of its history.csv up to `epochs` (default args.epochs).
 
     Each child gets cores() // jobs intra-op threads (at least one) unless --threads says otherwise.
     """
@@ -112,7 +113,7 @@ def train_in_processes(target, args, planes, run_dir, jobs, extra=()):
     child_args = type(args)(**{**vars(args), "threads": threads, "jobs": "1", "quiet": True})
     ctx = mp.get_context("spawn")
     pending, running = list(planes), {}
-    bars = {plane: tqdm(total=args.epochs, desc=f"[{plane}]", unit="epoch", position=i, leave=True,
+    bars = {plane: tqdm(total=epochs or args.epochs, desc=f"[{plane}]", unit="epoch", position=i, leave=True,
                         disable=args.quiet, dynamic_ncols=True) for i, plane in enumerate(planes)}
     print(f"training {len(planes)} plane(s), {jobs} at a time, {threads} thread(s) each; logs in "
           f"{run_dir}/<plane>/train.log", flush=True)
@@ -139,7 +140,7 @@ def train_in_processes(target, args, planes, run_dir, jobs, extra=()):
                 del running[plane]
                 if process.exitcode != 0:
                     tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-                    raise SystemExit(f"fit: [{plane}] training failed (exit code {process.exitcode}): "
+                    raise SystemExit(f"{Path(sys.argv[0]).stem}: [{plane}] training failed (exit code {process.exitcode}): "
                                      f"{tail[0] if tail else 'no output'}; full log: {log}")
                 bar.total = bar.n  # early stopping may end a plane before --epochs
                 bar.refresh()
