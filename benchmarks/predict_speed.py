@@ -49,7 +49,7 @@ def one_at_a_time(input_csv, output_csv, bundle):
         for plane in PLANES:
             path, info = exam.series[plane]
             slices = read_data(path, info)
-            logits[plane] = plane_logits(models[plane], slices, np.array([len(slices)], np.int32), False)
+            logits[plane] = plane_logits(models[plane], slices, np.array([len(slices)], np.int32))[0]
         p = comb.apply(combiner, logits)[0]
         rows.append(f"{p[0]:.8f},{p[1]:.8f},{p[2]:.8f}\n")
     Path(output_csv).write_text("".join(rows))

@@ -24,7 +24,9 @@ def parse_args(argv=None):
     ap.add_argument("output_csv", type=Path)
     ap.add_argument("--bundle", type=Path, default=HERE / "bundle", help="frozen bundle (%(default)s)")
     ap.add_argument("--batch-slices", type=int, default=256, help="slices per plane per batch (%(default)s)")
-    ap.add_argument("--tta", action="store_true", help="average with left-right mirrored slices")
+    ap.add_argument("--tta", action="store_true",
+                    help="average coronal and axial logits with their mirror image (the other knee; a mirrored "
+                         "sagittal slice swaps front and back, a knee no scan shows)")
     ap.add_argument("--explain", type=Path, metavar="DIR",
                     help="also write one PNG per exam to DIR: decisive slice and map per plane, slice scores")
     ap.add_argument("--explain-task", default="acl", choices=["abnormal", "acl", "meniscus"],
@@ -53,7 +55,7 @@ def explain_all(results, models, args):
     from mrnet.explain import explain_exam, figure
 
     args.explain.mkdir(parents=True, exist_ok=True)
-    for i, (exam, probabilities) in enumerate(results, 1):
+    for i, (exam, probabilities, _) in enumerate(results, 1):
         figure(exam.key, explain_exam(models, exam), probabilities, args.explain_task,
                args.explain / f"{exam.key}.png")
         if not args.quiet:
@@ -96,8 +98,13 @@ def main(argv=None):
             print(f"\rpredict: {done[0]}/{len(exams)} exams", end="", file=sys.stderr, flush=True)
 
     results = list(predict(exams, combiner, models, args.batch_slices, args.tta, progress))
-    rows = [f"{p[0]:.8f},{p[1]:.8f},{p[2]:.8f}\n" for _, p in results]
+    rows = [f"{p[0]:.8f},{p[1]:.8f},{p[2]:.8f}\n" for _, p, _ in results]
     write_atomic(args.output_csv, rows)
+    fell_back = [(exam.key, planes) for exam, _, planes in results if planes]
+    if fell_back and not args.quiet:  # the localiser found nothing it was sure of: whole slices only there
+        shown = ", ".join(f"{key} ({'/'.join(planes)})" for key, planes in fell_back[:5])
+        print(f"\npredict: {len(fell_back)} of {len(results)} exams fell back to the whole slice in some plane "
+              f"(no confident ACL or meniscus): {shown}{' ...' if len(fell_back) > 5 else ''}", file=sys.stderr)
     if args.explain:
         explain_all(results, models, args)
     if not args.quiet:

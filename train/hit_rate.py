@@ -2,10 +2,12 @@
 
     python train/hit_rate.py [--bundle submission/bundle] [--data-dir PHANTOM] [--k 1 3]
 
-For every validation exam with an ACL tear, the bundle's `explain` endpoint scores each sagittal
-slice for the ACL task; a hit is when one of the k best-scored slices holds the tear (the
-generator records those slices in phantom-truth.json). Chance is what k slices drawn at random
-would score on the same exams. Prints both, per k.
+For every validation exam with a tear (--task acl: an ACL tear; meniscus: a meniscal tear), the
+bundle's `explain` endpoint scores each slice of the plane for the task; a hit is when one of the
+k best-scored slices holds the tear (the generator records those slices in phantom-truth.json).
+Chance is what k slices drawn at random would score on the same exams. With a crop model, the
+decisive window too: a hit when the tear's centre lies inside it, chance a window drawn at random
+among those the exam used for the task. Prints both, per k.
 """
 
 import argparse
@@ -21,6 +23,8 @@ def main(argv=None):
     ap.add_argument("--bundle", type=Path, default=ROOT / "submission" / "bundle")
     ap.add_argument("--data-dir", type=Path, help="phantom MRNet-v1.0 root (default: the default phantom)")
     ap.add_argument("--k", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--task", default="acl", choices=["acl", "meniscus"])
+    ap.add_argument("--plane", default="sagittal", choices=["sagittal", "coronal", "axial"])
     args = ap.parse_args(argv)
     if args.data_dir is None:
         from phantom.writer import default_phantom
@@ -29,10 +33,15 @@ def main(argv=None):
     from scoring.explanations import hit_rates
 
     _, _, models = load_bundle(args.bundle)
-    rates, n = hit_rates(models, args.data_dir, tuple(args.k))
-    print(f"ACL-tear exams in valid: {n}")
-    for k, (hit, base) in rates.items():
-        print(f"top-{k} sagittal slices hold the tear: {hit:.1%}  (chance {base:.1%})")
+    finding = {"acl": "ACL tear", "meniscus": "meniscal tear"}[args.task]
+    rates, n = hit_rates(models, args.data_dir, tuple(args.k), args.plane, args.task, finding)
+    print(f"{finding} exams in valid: {n}")
+    for k in args.k:
+        hit, base = rates[k]
+        print(f"top-{k} {args.plane} slices hold the tear: {hit:.1%}  (chance {base:.1%})")
+    if "window" in rates:
+        hit, base, exams = rates["window"]
+        print(f"the decisive window holds the tear: {hit:.1%}  (chance {base:.1%}; {exams} exams with a window)")
     return rates, n
 
 

@@ -2,8 +2,10 @@
 
 For each plane: every slice's own score for the chosen task (the strip under the image: which
 slices the pooling over slices picked up), and the class activation map of the most decisive
-slice, overlaid on it. The frozen bundle's `explain` endpoint supplies both; no model code here.
-matplotlib is imported only when explanations are asked for.
+slice, overlaid on it. With a crop model, the windows the localiser placed on that slice are drawn
+too, and the decisive window (the one whose share of the task's logit is largest, over the exam's
+slices and the task's places) is shown in bold on its own slice. The frozen bundle's `explain`
+endpoint supplies all of it; no model code here. matplotlib is imported only when asked for.
 """
 
 import os
@@ -15,21 +17,44 @@ from mrnet.contract import PLANES, TASKS
 from mrnet.infer import read_series
 
 
+# The places a crop model's windows are cut around (learning/crops.py), and which task reads which.
+PLACES = ("ACL", "meniscus A", "meniscus B")
+TASK_PLACES = {"acl": (0,), "meniscus": (1, 2)}
+
+
 def plane_explanation(model, slices):
-    """(slice logits (n, 3), cams (n, h, w, 3)) for one plane's uint8 stack, as one exam."""
+    """The explain endpoint's outputs for one plane's uint8 stack, as one exam, as numpy: slice_logits
+    (n, 3), cam (n, h, w, 3) and, for a crop model, window_logits (n, K, 3), gates (n, K), presence
+    (n, K) and boxes (n, K, 4: top, left, bottom, right)."""
     import tensorflow as tf
 
     result = model.explain(slices=tf.constant(slices), counts=tf.constant([len(slices)], tf.int32))
-    return result["slice_logits"].numpy(), result["cam"].numpy()
+    return {name: value.numpy() for name, value in result.items()}
 
 
 def explain_exam(models, exam):
-    """{plane: (uint8 slices, slice logits (n, 3), cams (n, h, w, 3))}."""
+    """{plane: (uint8 slices, plane_explanation's dict)}."""
     out = {}
     for plane in PLANES:
         slices = read_series(*exam.series[plane])
-        out[plane] = (slices, *plane_explanation(models[plane], slices))
+        out[plane] = (slices, plane_explanation(models[plane], slices))
     return out
+
+
+def decisive_window(explained, task):
+    """(slice, place) of the window with the largest share of the task's logit among the windows used
+    (gates) at the task's places, or None (a whole-slice model, a task no window serves, or an exam
+    where the localiser was confident of none: it fell back to the whole slice)."""
+    if "window_logits" not in explained or task not in TASK_PLACES:
+        return None
+    places = list(TASK_PLACES[task])
+    shares = explained["window_logits"][:, places, TASKS.index(task)]
+    used = explained["gates"][:, places] > 0
+    if not used.any():
+        return None
+    best = np.argmax(np.where(used, shares, -np.inf))
+    row, col = np.unravel_index(best, shares.shape)
+    return int(row), places[int(col)]
 
 
 def decisive_slices(slice_logits, task, k=1):
@@ -59,13 +84,24 @@ def figure(exam_key, parts, probabilities, task, path):
     t = TASKS.index(task)
     fig, axes = plt.subplots(2, 3, figsize=(12, 5.6), gridspec_kw={"height_ratios": [4, 1]})
     for col, plane in enumerate(PLANES):
-        slices, logits, cams = parts[plane]
-        best = decisive_slices(logits, task)[0]
+        slices, explained = parts[plane]
+        logits, cams = explained["slice_logits"], explained["cam"]
+        window = decisive_window(explained, task)
+        best = window[0] if window else decisive_slices(logits, task)[0]
         cam = upsample(cams[best, :, :, t])
         ax = axes[0, col]
         ax.imshow(slices[best], cmap="gray", vmin=0, vmax=255)
         top = max(float(cam.max()), 1e-6)
         ax.imshow(np.ma.masked_less(cam, 0.3 * top), cmap="jet", alpha=0.4, vmin=0, vmax=top)  # strongest 70 %
+        if "boxes" in explained:  # the windows used on this slice; the decisive one in bold
+            for k, name in enumerate(PLACES):
+                if explained["gates"][best, k] > 0:
+                    y0, x0, y1, x1 = explained["boxes"][best, k]
+                    bold = window == (best, k)
+                    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=2.5 if bold else 0.8,
+                                               color="yellow" if bold else "cyan"))
+                    ax.text(x0, y0 - 2, name + (" (decisive)" if bold else ""), color="yellow" if bold else "cyan",
+                            fontsize=6)
         ax.set_title(f"{plane}: slice {best + 1}/{len(slices)}", fontsize=9)
         ax.axis("off")
         strip = axes[1, col]

@@ -61,27 +61,40 @@ def read_chunk(chunk):
     return out
 
 
-def plane_logits(model, slices, counts, tta):
+def plane_logits(model, slices, counts, flip=False):
+    """(logits (exams, 3), windows used per exam and place (exams, K), or None for a whole-slice
+    model). `flip` averages with the mirror image (columns reversed): a left knee looks like a
+    mirrored right knee, on coronal and axial slices only (predict --tta)."""
     import tensorflow as tf
 
     serve = model.serve
-    logits = serve(slices=tf.constant(slices), counts=tf.constant(counts))["logits"].numpy()
-    if tta:  # mirror left-right: a left knee looks like a mirrored right knee
-        flipped = serve(slices=tf.constant(slices[:, :, ::-1].copy()), counts=tf.constant(counts))["logits"].numpy()
-        logits = (logits + flipped) / 2
-    return logits
+    out = serve(slices=tf.constant(slices), counts=tf.constant(counts))
+    logits = out["logits"].numpy()
+    if flip:
+        mirrored = serve(slices=tf.constant(slices[:, :, ::-1].copy()), counts=tf.constant(counts))
+        logits = (logits + mirrored["logits"].numpy()) / 2
+    return logits, out["localised"].numpy() if "localised" in out else None
+
+
+# The planes whose mirror image (columns reversed) is a knee that exists: on coronal and axial
+# slices it is the other knee; on a sagittal slice it swaps front and back, which no scan shows.
+MIRRORED = ("coronal", "axial")
 
 
 def predict(exams, combiner, models, batch_slices=256, tta=False, progress=None):
-    """Yield (exam, probabilities[3]) in input order; `combiner`, `models` as load_bundle returns them."""
+    """Yield (exam, probabilities[3], planes that fell back) in input order; `combiner`, `models` as
+    load_bundle returns them. A crop model's plane falls back to its whole-slice branch for an exam
+    on whose slices the localiser was confident of no place; those planes are named."""
     plan = list(chunks(exams, batch_slices))
     with ThreadPoolExecutor(1) as reader:
         pending = reader.submit(read_chunk, plan[0]) if plan else None
         for i, chunk in enumerate(plan):
             data = pending.result()
             pending = reader.submit(read_chunk, plan[i + 1]) if i + 1 < len(plan) else None
-            logits = {p: plane_logits(models[p], *data[p], tta) for p in PLANES}
-            for exam, probs in zip(chunk, comb.apply(combiner, logits)):
-                yield exam, probs
+            out = {p: plane_logits(models[p], *data[p], flip=tta and p in MIRRORED) for p in PLANES}
+            logits = {p: logit for p, (logit, _) in out.items()}
+            for row, (exam, probs) in enumerate(zip(chunk, comb.apply(combiner, logits))):
+                fell_back = [p for p, (_, used) in out.items() if used is not None and not used[row].any()]
+                yield exam, probs, fell_back
             if progress:
                 progress(len(chunk))

@@ -120,3 +120,18 @@ class ExamAugment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "rotation_deg": self.rotation_deg, "shift_px": self.shift_px,
                 "flip": self.flip, "intensity": self.intensity, "fill": self.fill, "seed": self.seed}
+
+
+NO_WINDOW = -1e4  # the score of a window the localiser did not place (below any real logit)
+
+
+@keras.saving.register_keras_serializable("mrnet")
+class WindowVote(layers.Layer):
+    """Each exam's highest window score per kind, over its own slices; 0 for an exam none of whose
+    windows was used (every score NO_WINDOW): such an exam falls back to the whole-slice branch."""
+
+    def call(self, inputs):
+        scores, counts = inputs
+        n = ops.shape(counts)[0]
+        best = segment_max(scores, exam_ids(counts, ops.shape(scores)[0]), n)
+        return ops.where(best > NO_WINDOW / 2, best, ops.zeros_like(best))

@@ -8,10 +8,12 @@ Output: three logits per exam (abnormal, ACL, meniscus). Keras layers and keras.
 import keras
 from keras import layers, ops
 
-from learning.layers import ExamAugment, ExamPool
-from learning.recipe import pretrained_weights
+from learning.crops import crop_size
+from learning.layers import NO_WINDOW, ExamAugment, ExamPool, WindowVote
+from learning.recipe import MODEL_DEFAULTS, MODEL_KEYS, pretrained_weights
 from mrnet import preprocess
 from mrnet.contract import TASKS
+from phantom.landmarks import LOCALISED
 
 BACKBONES = ("compact", "resnet50", "efficientnetb0")
 
@@ -56,42 +58,119 @@ def applications_backbone(name, weights, input_size):
     return keras.Model(inp, base(x), name=name)
 
 
-def build_model(backbone="compact", pooling="max", input_size=128, width=16, weights="none", dropout=0.3,
-                augment=True, seed=0, space_pool="avg", rotate=25.0, shift=25.0, pool_on="features",
-                pooled_input=False):
-    """`pool_on`: pool slice features then score the exam (the MRNet paper's order), or score every
-    slice then pool the slice logits (each slice is a candidate finding; its score is the explanation).
+def crop_backbone(width):
+    """The crop CNN: the compact CNN's blocks, one stride fewer (a 32 px window keeps a 4 x 4 map)."""
+    def block(x, filters, stride):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+        x = layers.GroupNormalization(groups=min(8, filters // 4))(x)
+        return layers.Activation("relu")(x)
+
+    inp = keras.Input((None, None, 1))
+    x = block(inp, width, 1)
+    x = block(x, width * 2, 2)
+    x = block(x, width * 3, 2)
+    x = block(x, width * 4, 2)
+    return keras.Model(inp, x, name="crop_cnn")
+
+
+def space_pooling(x, mode, name):
+    if mode == "avg":
+        return layers.GlobalAveragePooling2D(name=name)(x)
+    if mode == "max":
+        return layers.GlobalMaxPooling2D(name=name)(x)
+    # both: the average sees diffuse findings (effusion), the max sees small ones (a tear line)
+    return layers.Concatenate(name=name)([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+
+
+# Which head reads each place's window: the ACL's reads ACL tears, both meniscus places meniscal tears.
+PLACE_KIND = (0, 1, 1)
+KINDS = ("acl", "meniscus")
+
+
+def window_network(width, space_pool):
+    """The crop branch's network, one window at a time: (M, s, s) windows -> (M, 2) logits, an ACL
+    tear's and a meniscal tear's. The same network (its crop CNN and its head) is what pretrain.py
+    trains on window labels, so the exam model can start from it as it is."""
+    windows = keras.Input((None, None), dtype="float32", name="windows")
+    x = ops.expand_dims(windows, -1)
+    x = layers.Lambda(standardise_windows, name="crop_normalise")(x)
+    x = layers.Identity(name="crop_map")(crop_backbone(width)(x))
+    x = space_pooling(x, space_pool, "crop_pool")
+    return keras.Model(windows, layers.Dense(len(KINDS), name="window_head")(x), name="window_network")
+
+
+def window_scores(crops, gates, network):
+    """(N, K, s, s) windows and (N, K) gates -> (N, K) each window's tear logit for its place's kind
+    (named window_scores: explanations read it), and (N, 2) per slice the ACL window's and the more
+    suspicious meniscus window's logit, NO_WINDOW where the window was not used."""
+    size, places = crops.shape[-1], crops.shape[1]
+    both = ops.reshape(network(ops.reshape(crops, (-1, size, size))), (-1, places, len(KINDS)))
+    per_window = ops.sum(both * ops.one_hot(ops.convert_to_tensor(PLACE_KIND), len(KINDS))[None], axis=-1)
+    per_window = layers.Identity(name="window_scores")(per_window)
+    used = ops.where(gates > 0, per_window, NO_WINDOW)
+    return per_window, ops.stack([used[:, 0], ops.max(used[:, 1:], axis=1)], axis=1)
+
+
+def standardise_windows(x):
+    """Each window to zero mean, unit spread: coil shading and gain vary across the field of view and
+    between scanners; a tear is a contrast within its own window."""
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True) + 1.0)
+    return (x - mean) / spread
+
+
+def build_model(pooled_input=False, **config):
+    """The per-plane network; every argument a recipe key (learning/recipe.py), defaults the recipe's.
 
     `pooled_input`: the slices arrive already block-averaged to `input_size` (float32, from
     preprocess.block_average in the training pipeline: 16x fewer bytes per step at 64 px). The
-    weights are the same either way; the exported model always takes the raw uint8 256 px slices."""
+    weights are the same either way (learning/export.py wraps the trained model for raw slices).
+
+    With `crops`, two more inputs: `crops` (N, 3, s, s), the windows around the ACL and the two
+    meniscus places of each slice (learning/crops.py), and `gates` (N, 3), 1 where the localiser is
+    confident the place is on the slice. Each used window scores its own tear (window_network: the
+    ACL's window for an ACL tear, a meniscus's for a meniscal tear), the exam keeps its most
+    suspicious window of each kind (multiple-instance learning: a tear is in one window of ~40), and
+    those two votes join the whole-slice branch's logits through a small learnt mixing."""
+    unknown = set(config) - set(MODEL_KEYS)
+    if unknown:
+        raise TypeError(f"build_model: unknown recipe keys {sorted(unknown)}; see learning/recipe.MODEL_KEYS")
+    c = {**MODEL_DEFAULTS, **config}
+    input_size = c["input_size"]
     if pooled_input:
         slices = keras.Input((input_size, input_size), dtype="float32", name="slices")
     else:
         slices = keras.Input((256, 256), dtype="uint8", name="slices")
     counts = keras.Input((), dtype="int32", name="counts")
+    inputs = {"slices": slices, "counts": counts}
     size = input_size if pooled_input else 256
     x = layers.Reshape((size, size, 1))(ops.cast(slices, "float32"))
     if size != input_size:
         x = layers.AveragePooling2D(256 // input_size, name="resample")(x)
     x = layers.Rescaling(1 / preprocess.STD, -preprocess.MEAN / preprocess.STD, name="normalise")(x)
-    if augment:
-        x = ExamAugment(rotate, shift, fill=-preprocess.MEAN / preprocess.STD, seed=seed, name="augment")(
-            [x, counts])
-    net = compact_backbone(width) if backbone == "compact" else applications_backbone(backbone, weights, input_size)
+    if c["augment"]:
+        x = ExamAugment(c["rotate"], c["shift"], fill=-preprocess.MEAN / preprocess.STD, seed=c["seed"],
+                        name="augment")([x, counts])
+    backbone = c["backbone"]
+    net = compact_backbone(c["width"]) if backbone == "compact" else \
+        applications_backbone(backbone, c["weights"], input_size)
     x = layers.Identity(name="feature_map")(net(x))  # named: explanations read the map from here
-    if space_pool == "avg":
-        x = layers.GlobalAveragePooling2D(name="space_pool")(x)
-    elif space_pool == "max":
-        x = layers.GlobalMaxPooling2D(name="space_pool")(x)
-    else:  # both: the average sees diffuse findings (effusion), the max sees small ones (a tear line)
-        x = layers.Concatenate(name="space_pool")([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
-    if pool_on == "features":
-        x = ExamPool(pooling, name="slice_pool")([x, counts])
-        x = layers.Dropout(dropout, seed=seed)(x)
-        logits = layers.Dense(len(TASKS), name="logits")(x)
-    else:
-        x = layers.Dropout(dropout, seed=seed)(x)
-        x = layers.Dense(len(TASKS), name="slice_logits")(x)
-        logits = ExamPool(pooling, name="logits")([x, counts])
-    return keras.Model({"slices": slices, "counts": counts}, logits, name=f"mrnet_{backbone}_{pooling}")
+    x = space_pooling(x, c["space_pool"], "space_pool")
+    x = ExamPool(c["pooling"], name="slice_pool")([x, counts])
+    x = layers.Dropout(c["dropout"], seed=c["seed"])(x)
+    logits = layers.Dense(len(TASKS), name="logits")(x)
+    if c["crops"]:
+        side = crop_size()
+        inputs["crops"] = keras.Input((len(LOCALISED), side, side), dtype="float32", name="crops")
+        inputs["gates"] = keras.Input((len(LOCALISED),), dtype="float32", name="gates")
+        network = window_network(c["crop_width"], c["space_pool"])
+        _, per_slice = window_scores(inputs["crops"], inputs["gates"], network)
+        # each exam's most suspicious ACL window and meniscus window (0 where it had none: the exam
+        # falls back to the whole slice), added to the tasks they speak for: at the start an ACL
+        # window's tear logit is the exam's ACL evidence as pretrain.py taught it; the exam labels
+        # then learn how much each window kind says about each task
+        votes = WindowVote(name="window_vote")([per_slice, counts])
+        logits = layers.Add(name="exam_logits")([logits, layers.Dense(
+            len(TASKS), name="window_logits", kernel_initializer=keras.initializers.Constant(
+                [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))(votes)])
+    return keras.Model(inputs, logits, name=f"mrnet_{backbone}_{c['pooling']}" + ("_crops" if c["crops"] else ""))

@@ -147,27 +147,91 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
     return ds.map(load, num_parallel_calls=parallel).prefetch(prefetch).with_options(options)
 
 
-def padded_dataset(paths, labels, exams_per_batch, max_slices):
-    """The common alternative, for the benchmark only: every exam padded to the longest stack."""
+def prepare_exams(paths, input_size, locate, margin):
+    """Every exam of a split through the frozen front of a crop model, once: {'slices': [(n, s, s)
+    float32 block-averaged], 'crops': [(n, K, c, c) float32 windows with `margin` series pixels each
+    side], 'gates': [(n, K) float32]}, in path order. `locate(path, uint8 series)` -> (centres
+    (n, K, 2) at 256 px, presence (n, K)): the localiser, or the phantom's truth for the ceiling.
+
+    The localiser never trains with the exam labels, so its windows are the same every epoch: cut
+    once here (with a margin for shift augmentation), they cost nothing per step. The cutting is the
+    exported model's own function (learning/crops.py), so training and prediction see the same bits."""
+    from learning.crops import crops_at, gates_from
+
+    out = {"slices": [], "crops": [], "gates": []}
+    for path in paths:
+        series = read_data(path, header_info(path))
+        centres, presence = locate(path, series)
+        out["slices"].append(block_average(series, input_size) if input_size < 256 else series.astype(np.float32))
+        out["crops"].append(np.asarray(crops_at(series, np.asarray(centres, np.float32), margin), np.float32))
+        out["gates"].append(np.asarray(gates_from(np.asarray(presence, np.float32)), np.float32))
+    return out
+
+
+def prepared_dataset(prepared, labels, budget, shuffle, seed=0, static=False, margin=0, shift=True,
+                     parallel=2, prefetch=2, replicas=1, shard=(1, 0)):
+    """Batches of prepared exams (prepare_exams), packed like make_dataset's: ({'slices', 'crops',
+    'gates', 'counts'}, labels[, weights]). Windows kept with a margin are cut to the model's size:
+    at a random offset per exam and place while shuffling for training (`shift`: a localiser that
+    misplaces a whole exam's windows by a few pixels must not cost the tear), else at the centre."""
     import tensorflow as tf
 
-    paths = [str(p) for p in paths]
-    labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
-    infos = headers(paths)
+    from learning.crops import SCALE
 
-    def load(members):
-        def read(m):
-            out = np.zeros((len(m), max_slices, 256, 256), np.uint8)
-            for row, i in enumerate(m):
-                a = read_data(paths[i], infos[i])
-                out[row, : a.shape[0]] = a
-            return out, labels[m]
-        x, y = tf.numpy_function(read, [members], [tf.uint8, tf.float32], stateful=False)
-        x.set_shape([None, max_slices, 256, 256])
-        y.set_shape([None, labels.shape[1]])
-        return x, y
+    labels = np.asarray(labels, np.float32).reshape(len(prepared["slices"]), -1)
+    counts = np.array([len(s) for s in prepared["slices"]], np.int64)
+    epoch = {"n": 0}
+    cells = margin // SCALE  # the margin in the crop CNN's (block-averaged) pixels
+    places = prepared["crops"][0].shape[1]
+    side = prepared["crops"][0].shape[-1] - 2 * cells
+    size = prepared["slices"][0].shape[-1]
+    slots, total = static_shape(counts, budget)
 
-    starts = np.arange(0, len(paths), exams_per_batch)
-    plans = [np.arange(s, min(s + exams_per_batch, len(paths)), dtype=np.int32) for s in starts]
-    ds = tf.data.Dataset.from_generator(lambda: iter(plans), output_signature=tf.TensorSpec([None], tf.int32))
-    return ds.map(load, num_parallel_calls=4).prefetch(2)
+    def plans():
+        rng = np.random.default_rng([seed, epoch["n"]])
+        epoch["n"] += 1
+        order = rng.permutation(len(counts)) if shuffle else np.arange(len(counts))
+        planned = pack(order, counts, budget)
+        workers, index = shard
+        for members in planned[: len(planned) - len(planned) % replicas][index::workers]:
+            # one offset per exam and place, drawn here so a batch is a pure function of its plan
+            offsets = rng.integers(0, 2 * cells + 1, (len(members), places, 2)) if shift and shuffle and cells \
+                else np.full((len(members), places, 2), cells)
+            yield np.array(members, np.int32), offsets.astype(np.int32)
+
+    def read(members, offsets):
+        crops = []
+        for member, offset in zip(members, offsets):
+            windows = prepared["crops"][member]
+            crops.append(np.stack([windows[:, k, r:r + side, c:c + side] for k, (r, c) in enumerate(offset)], 1))
+        slices = np.concatenate([prepared["slices"][m] for m in members])
+        crops, gates = np.concatenate(crops), np.concatenate([prepared["gates"][m] for m in members])
+        n = counts[members].astype(np.int32)
+        y = labels[members]
+        if not static:
+            return slices, crops, gates, n, y, np.ones(len(members), np.float32)
+        filled = total - len(slices)
+        slices, n, y, w = pad_batch(slices, n, y, slots, total)
+        crops = np.concatenate([crops, np.zeros((filled, *crops.shape[1:]), np.float32)])
+        gates = np.concatenate([gates, np.zeros((filled, places), np.float32)])
+        return slices, crops, gates, n, y, w
+
+    def load(members, offsets):
+        slices, crops, gates, n, y, w = tf.numpy_function(
+            read, [members, offsets], [tf.float32, tf.float32, tf.float32, tf.int32, tf.float32, tf.float32],
+            stateful=False)
+        rows, exams = (total if static else None), (slots + 1 if static else None)
+        slices.set_shape([rows, size, size])
+        crops.set_shape([rows, places, side, side])
+        gates.set_shape([rows, places])
+        n.set_shape([exams])
+        y.set_shape([exams, labels.shape[1]])
+        w.set_shape([exams])
+        x = {"slices": slices, "crops": crops, "gates": gates, "counts": n}
+        return (x, y, w) if static else (x, y)
+
+    signature = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, places, 2], tf.int32))
+    ds = tf.data.Dataset.from_generator(plans, output_signature=signature)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.map(load, num_parallel_calls=parallel).prefetch(prefetch).with_options(options)

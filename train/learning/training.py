@@ -49,11 +49,10 @@ def adamw(lr, weight_decay, steps_per_epoch, epochs):
     return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
 
 
-def model_config(args):
-    """The build_model arguments a run was trained with; saved beside the weights and in the manifest."""
-    return dict(backbone=args.backbone, pooling=args.pooling, input_size=args.input_size, width=args.width,
-                weights=args.weights, augment=args.augment, rotate=args.rotate, shift=args.shift, seed=args.seed,
-                space_pool=args.space_pool)
+def pooled_input(args):
+    """Whether the model trains on what the pipeline prepares (block-averaged slices; with --crops,
+    windows too) rather than raw uint8 slices: the weights are the same (learning/export.py)."""
+    return args.crops or args.input_size < 256
 
 
 def split_logits(step, dataset):
@@ -62,7 +61,7 @@ def split_logits(step, dataset):
     logits, labels = [], []
     for x, y, *weights in dataset:
         keep = np.asarray(weights[0]) > 0 if weights else slice(None)
-        logits.append(np.asarray(step(x["slices"], x["counts"]), np.float32)[keep])
+        logits.append(np.asarray(step(x), np.float32)[keep])
         labels.append(np.asarray(y, np.float32)[keep])
     if not logits:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
@@ -145,7 +144,7 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     """
     from learning.distributed import build_from_spec
     from learning.model import build_model
-    from learning.recipe import LR_FROM_SCRATCH
+    from learning.recipe import LR_FROM_SCRATCH, model_config
 
     plane_dir.mkdir(parents=True, exist_ok=True)
     fit_ds = datasets("fit", True)
@@ -153,16 +152,17 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
     state = read_state(plane_dir)  # --resume: the last complete epoch (fit.py empties the folder otherwise)
     done = state["epoch"] if state else 0
     head_first = done < frozen  # a resumed run past the frozen phase restores the second phase's state
+    pretrained = "window_network" if args.crops else args.backbone  # what --init loads, --freeze-epochs holds
     with devices.strategy.scope():
-        # trained on block-averaged slices from the pipeline (same weights; export takes raw slices)
-        model = build_model(**model_config(args), pooled_input=args.input_size < 256)
+        # trained on what the pipeline prepares: block-averaged slices, windows (export takes raw slices)
+        model = build_model(**model_config(args), pooled_input=pooled_input(args))
         if getattr(args, "init_weights", {}).get(plane) and not state:  # fit.py --init: pretrained weights
-            model.load_weights(args.init_weights[plane])
+            (model.get_layer(pretrained) if args.crops else model).load_weights(args.init_weights[plane])
         if head_first:
-            # the pretrained backbone held still while the exam head learns to read it, at the
-            # from-scratch rate (nothing pretrained moves, so nothing is forgotten): with both moving
-            # from the start, the head's early gradients rewrite what pretraining taught
-            model.get_layer(args.backbone).trainable = False
+            # the pretrained network held still while the rest learns to read it, at the from-scratch
+            # rate (nothing pretrained moves, so nothing is forgotten): with both moving from the
+            # start, the head's early gradients rewrite what pretraining taught
+            model.get_layer(pretrained).trainable = False
             compile_plane(model, args, steps, frozen, pos_weight, devices, lr=LR_FROM_SCRATCH)
         else:
             compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
@@ -172,17 +172,17 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
             restore(model, plane_dir, state)
     trim_history(plane_dir / "history.csv", done)
     # every tuning exam once, ragged, as the table at the end reads them (TuneScore)
-    tune = TuneScore(datasets("tune", False, pooled=args.input_size < 256), WeightedBCE(pos_weight))
+    tune = TuneScore(datasets("tune", False, pooled=pooled_input(args)), WeightedBCE(pos_weight))
     callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience, tune,
                                 state)
     verbose = 0 if args.quiet else 1
     print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs"
           + (f", resuming after epoch {done}" if state else ""))
     if head_first:
-        print(f"[{plane}] backbone frozen for {frozen} epochs")
+        print(f"[{plane}] {pretrained} frozen for {frozen} epochs")
         model.fit(fit_ds, epochs=frozen, initial_epoch=done, callbacks=callbacks,
                   verbose=verbose)
-        model.get_layer(args.backbone).trainable = True
+        model.get_layer(pretrained).trainable = True
         with devices.strategy.scope():
             compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
     if not (state and state["stopped"] and done >= frozen):  # early stopping had ended it
@@ -193,11 +193,11 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
         return
     # predict on one device: every exam once, in order, whatever the strategy
     (plane_dir / "model_config.json").write_text(json.dumps(model_config(args)))
-    # on the block-averaged slices, as trained: 4x faster than the raw 256 px slices through the
+    # on what the pipeline prepared, as trained: 4x faster than the raw 256 px slices through the
     # exported graph (fit.py's last plane waited a minute for it on 1,250 exams), and the same
-    # logits (the in-graph average equals the pipeline's: tests/test_pipeline.py)
-    pooled = args.input_size < 256
-    model = load_trained(plane_dir, pooled=pooled)
+    # logits (the exported front computes the same bits: tests/test_pipeline.py)
+    pooled = pooled_input(args)
+    model = load_trained(plane_dir)
     out = {name: predict_logits(model, datasets(name, False, pooled=pooled)) for name in ("fit", "tune", "valid")}
     # logits.npz marks the plane finished for --resume: renamed into place whole, then the state goes
     np.savez(plane_dir / "logits.partial.npz", **out)
@@ -206,9 +206,9 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, de
 
 
 def inference_step(model):
-    """The model as one graph for any ragged batch: bound to a signature of its own inputs (the
-    exported SavedModel's, slices [None, 256, 256] uint8 and counts [None], or block-averaged float
-    slices for a model built with `pooled_input`), it is traced once, whatever the batch shapes.
+    """The model as one graph for any ragged batch: bound to a signature of its own inputs (slices,
+    counts and, with crops, windows and gates, each with a free batch axis), it is traced once,
+    whatever the batch shapes.
 
     Keras' model.predict instead retraces its step when ragged shapes change (each batch has its own
     slice and exam counts), which TensorFlow warns about and which costs a full graph trace each
@@ -216,10 +216,8 @@ def inference_step(model):
     from mrnet.runtime import import_tensorflow
 
     tf = import_tensorflow()
-    signature = [tf.TensorSpec(model.input[name].shape, model.input[name].dtype, name=name)
-                 for name in ("slices", "counts")]
-    return tf.function(lambda slices, counts: model({"slices": slices, "counts": counts}, training=False),
-                       input_signature=signature)
+    signature = {name: tf.TensorSpec(spec.shape, spec.dtype, name=name) for name, spec in model.input.items()}
+    return tf.function(lambda x: model(x, training=False), input_signature=[signature])
 
 
 def predict_logits(model, dataset, step=None):
@@ -227,12 +225,14 @@ def predict_logits(model, dataset, step=None):
     return split_logits(step or inference_step(model), dataset)[0]
 
 
-def load_trained(plane_dir, config=None, pooled=False):
-    """The best epoch's model, built for inference (augmentation is identity outside training); with
-    `pooled`, for block-averaged slices from the pipeline instead of raw ones (the same weights)."""
+def load_trained(plane_dir, config=None):
+    """The best epoch's model as it trained (on what the pipeline prepares, learning.training.
+    pooled_input), built for inference: augmentation is identity outside training."""
+    from argparse import Namespace
+
     from learning.model import build_model
 
     config = config or json.loads((plane_dir / "model_config.json").read_text())
-    model = build_model(**{**config, "weights": "none"}, pooled_input=pooled)
+    model = build_model(**{**config, "weights": "none"}, pooled_input=pooled_input(Namespace(**config)))
     model.load_weights(str(plane_dir / BEST))
     return model
