@@ -27,16 +27,44 @@ def tiny_phantom(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_phantom, tmp_path_factory):
-    """A real bundle from fit.py: two epochs on the tiny phantom, every plane, XLA over fixed-shape
-    batches (fit's default on a CPU). Seed 3 splits train so that every task has both classes among
-    the tuning exams: the kept epoch is then chosen on a defined competition mean (test_model.py)."""
+def tiny_localiser(tiny_phantom, tmp_path_factory):
+    """localise.py as a user runs it, on the tiny phantom's own anatomy truth (--corpus-dirs: no corpus
+    to generate), one epoch of each network: a real localiser folder, not a good one."""
+    return _command(tmp_path_factory, "localise.py", "localiser", "--corpus-dirs", str(tiny_phantom),
+                    "--epochs", "1", "--refiner-epochs", "1")
+
+
+@pytest.fixture(scope="session")
+def pretrained(tiny_phantom, tmp_path_factory):
+    """pretrain.py as a user runs it: the crop CNN on the tiny phantom's windows, two epochs."""
+    return _command(tmp_path_factory, "pretrain.py", "pretrained", "--crops", "--crop-width", "8",
+                    "--input-size", "64", "--width", "8", "--corpus-dirs", str(tiny_phantom), "--epochs", "2")
+
+
+def _command(tmp_path_factory, script, name, *flags):
+    import subprocess
+
+    out = tmp_path_factory.mktemp(name) / name
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / script), "--out", str(out), "--quiet", *flags],
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_phantom, tiny_localiser, pretrained, tmp_path_factory):
+    """A real bundle from fit.py's recipe: two epochs on the tiny phantom, every plane, the crop branch
+    placed by the tiny localiser and started from the tiny pretrained window network, XLA over
+    fixed-shape batches (fit's default on a CPU). Seed 3 splits train so that every task has both
+    classes among the tuning exams: the kept epoch is then chosen on a defined competition mean
+    (test_model.py)."""
     import fit
 
     work = tmp_path_factory.mktemp("fit")
     fit.main(["--data-dir", str(tiny_phantom), "--run-dir", str(work / "run"), "--bundle", str(work / "bundle"),
-              "--epochs", "2", "--batch-slices", "64", "--width", "8", "--quiet", "--tune-fraction", "0.5",
-              "--seed", str(TINY_FIT_SEED)])
+              "--epochs", "2", "--batch-slices", "64", "--width", "8", "--crop-width", "8", "--quiet",
+              "--tune-fraction", "0.5", "--seed", str(TINY_FIT_SEED), "--crops", "--localiser", str(tiny_localiser),
+              "--init", str(pretrained)])
     return work / "bundle"
 
 
@@ -55,10 +83,9 @@ def write_layout(root, cases, n_slices=3, dtype=np.uint8):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """With two workers (pytest.ini's -n 2): the tests of one expensive fixture share a worker, so the tiny
-    bundle (a fit) and the pretrained folder (a pretraining run) are each built once, not once per worker."""
+    """With two workers (pytest.ini's -n 2): the tests of the trained fixtures share a worker, so the
+    localiser, the pretrained folder and the tiny bundle (which needs the localiser) are each built
+    once, not once per worker."""
     for item in items:
-        for fixture in ("tiny_bundle", "pretrained"):
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(fixture))
-                break
+        if {"tiny_bundle", "tiny_localiser", "pretrained"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("trained"))

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANES = ("sagittal", "coronal", "axial")
+EXAMS, EPOCHS = (160, 100), 10  # the trained check's phantom (train, valid) and schedule
 
 
 def test_each_slice_score_is_that_slice_as_a_one_slice_exam(tiny_phantom, tiny_bundle):
@@ -53,53 +54,75 @@ def test_chance_rate_matches_enumeration():
         assert chance(n, lesion, k) == pytest.approx(expected)
 
 
-def test_hit_rate_runs_on_the_phantom_truth(tiny_phantom, tiny_bundle):
+def test_hit_rates_count_the_decisive_slices_and_windows_that_hold_the_tear(tiny_phantom, tiny_bundle):
+    """hit_rates against the same count done by hand from the explain endpoint and the phantom's
+    truth: the top-k slices by ACL score, chance k of n slices, and the decisive ACL window (the
+    largest ACL share among the windows used) holding the tear's centre on its slice."""
+    from mrnet.explain import plane_explanation
     from mrnet.infer import load_bundle
-    from scoring.explanations import hit_rates
     from mrnet.layout import read_labels
+    from phantom.writer import read_truth
+    from scoring.explanations import hit_rates
 
-    rates, n = hit_rates(load_bundle(tiny_bundle)[2], tiny_phantom, ks=(1, 3), split="train")
-    positives = int(read_labels(tiny_phantom).loc["train"]["acl"].sum())
-    assert positives > 0 and n == positives  # every ACL tear of the phantom lies on some sagittal slice
-    for k, (hit, base) in rates.items():
-        assert 0.0 <= hit <= 1.0 and 0.0 < base <= 1.0
+    models = load_bundle(tiny_bundle)[2]
+    rates, n = hit_rates(models, tiny_phantom, ks=(1, 3), split="train")
+    truth = read_truth(tiny_phantom)["exams"]
+    train = read_labels(tiny_phantom).loc["train"]
+    top = {1: 0, 3: 0}
+    base, window_hits, window_exams = 0.0, 0, 0
+    for case in train.index[train["acl"] == 1]:
+        lesion = set(truth[case]["lesion_slices"]["sagittal"]["ACL tear"])
+        slices = np.load(tiny_phantom / "train" / "sagittal" / f"{case}.npy", allow_pickle=False)
+        explained = plane_explanation(models["sagittal"], slices)
+        order = np.argsort(-explained["slice_logits"][:, 1], kind="stable")
+        top[1] += int(order[0]) in lesion
+        top[3] += bool({int(i) for i in order[:3]} & lesion)
+        base += len(lesion) / len(slices)
+        used = np.flatnonzero(explained["gates"][:, 0] > 0)
+        if len(used):
+            best = used[np.argmax(explained["window_logits"][used, 0, 1])]
+            top_, left, bottom, right = explained["boxes"][best, 0]
+            centre = truth[case]["tear_centres"]["sagittal"]["ACL tear"].get(str(best))
+            window_hits += bool(centre and top_ <= centre[0] < bottom and left <= centre[1] < right)
+            window_exams += 1
+    assert n == int(train["acl"].sum()) > 0  # every ACL tear of the phantom lies on some sagittal slice
+    assert rates[1] == pytest.approx((top[1] / n, base / n)) and rates[3][0] == pytest.approx(top[3] / n)
     assert rates[3][1] >= rates[1][1]
-    # "meniscal tear" matches either meniscus's tear by the start of its name
-    rates, n = hit_rates(load_bundle(tiny_bundle)[2], tiny_phantom, ks=(1,), task="meniscus",
-                         finding="meniscal tear", split="train")
-    assert n == int(read_labels(tiny_phantom).loc["train"]["meniscus"].sum()) > 0
+    assert window_exams > 0 and rates["window"][::2] == pytest.approx((window_hits / window_exams, window_exams))
 
 
 @pytest.mark.slow
 def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
-    """Real training (fit.py's model, pipeline, loss and schedule) on a small phantom, then the
-    frozen explain endpoint: the decisive slices must hold the tear far more often than chance."""
+    """Real training as fit.py trains on a CPU (its recipe's whole-slice model, loss, optimiser,
+    schedule and metric through learning.training.compile_plane; block-averaged slices, fixed-shape
+    batches under XLA, 8 steps a call) on a small phantom, then the frozen explain endpoint: the
+    decisive slices must hold the tear far more often than chance."""
     import keras
     import tensorflow as tf
 
+    from learning.distributed import Devices
     from learning.export import export_plane
     from learning.model import build_model
     from learning.pipeline import count_batches, make_dataset
-    from learning.training import WeightedBCE, adamw, positive_weights
+    from learning.recipe import model_config, recipe_args
+    from learning.training import compile_plane, positive_weights
     from mrnet.layout import read_labels, series_path
     from phantom.writer import write_phantom
     from scoring.explanations import hit_rates
 
-    data = write_phantom(tmp_path / "MRNet-v1.0", n_train=160, n_valid=100, seed=11, render_size=64, workers=2,
-                         progress=False)
+    data = write_phantom(tmp_path / "MRNet-v1.0", n_train=EXAMS[0], n_valid=EXAMS[1], seed=11, render_size=64,
+                         workers=2, progress=False)
     train = read_labels(data).loc["train"]
     paths = [series_path(data, "train", "sagittal", c) for c in train.index]
     y = train[["abnormal", "acl", "meniscus"]].values
     keras.utils.set_random_seed(0)
-    # as fit.py trains on a CPU: block-averaged slices, fixed-shape batches under XLA, 8 steps a call
-    model = build_model(width=16, augment=False, space_pool="avgmax", input_size=64, pooled_input=True)
-    epochs, steps = 10, count_batches(paths, 96)
-    model.compile(optimizer=adamw(3e-3, 1e-4, steps, epochs), loss=WeightedBCE(positive_weights(y)),
-                  jit_compile=True, steps_per_execution=8)
-    model.fit(make_dataset(paths, y, 96, shuffle=True, static=True, input_size=64), epochs=epochs, verbose=0)
-    exported = build_model(width=16, augment=False, space_pool="avgmax", input_size=64)
-    exported.set_weights(model.get_weights())
-    export_plane(exported, tmp_path / "sagittal")
+    args = recipe_args(crops=False)
+    model = build_model(**model_config(args), pooled_input=True)
+    steps = count_batches(paths, args.batch_slices)
+    compile_plane(model, args, steps, EPOCHS, positive_weights(y), Devices(None, xla=True, replicas=1, workers=1, index=0))
+    model.fit(make_dataset(paths, y, args.batch_slices, shuffle=True, static=True, input_size=args.input_size),
+              epochs=EPOCHS, verbose=0)
+    export_plane(model, tmp_path / "sagittal")
 
     rates, n = hit_rates({"sagittal": tf.saved_model.load(str(tmp_path / "sagittal"))}, data, ks=(1,))
     hit, chance = rates[1]

@@ -35,6 +35,14 @@ def _text(cell):
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
+def cell(cells, code):
+    """The one executed code cell whose source holds `code`: found by what it does, so a cell added
+    or moved in the notebook cannot make a test read another cell's output."""
+    found = [c for c in cells if code in c.source]
+    assert len(found) == 1, f"{len(found)} cells run {code!r}"
+    return found[0]
+
+
 def execute(name, monkeypatch, extra=(), **env):
     """Run notebooks/<name> in a fresh kernel (which inherits `env`); its code cells, outputs filled."""
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
@@ -55,34 +63,36 @@ def executed(tiny_phantom):
 
 
 def test_notebook_prints_the_exam_shapes_and_label_counts(executed, tiny_phantom):
-    assert str(tiny_phantom) in _text(executed[0])
-    shapes = _text(executed[1])
+    assert str(tiny_phantom) in _text(cell(executed, 'DATA_DIR = os.environ.get("MRNET_DATA_DIR")'))
+    shapes = _text(cell(executed, "exam = load_exam(DATA_DIR, split, case)"))
     for plane in ("sagittal", "coronal", "axial"):
         real = np.load(tiny_phantom / "train" / plane / "0000.npy", allow_pickle=False).shape
         assert f"{plane:9s} shape {real}  dtype uint8" in shapes
-    counts = _text(executed[2])
+    counts = _text(cell(executed, 'print("exams per split:"'))
     assert "exams per split: {'train': 12, 'valid': 6}" in counts
     assert "ACL x meniscal tear (train)" in counts
     # the histogram is a real figure, and the printed table holds the real slice counts
-    assert any("image/png" in o.get("data", {}) for o in executed[3].outputs)
+    histogram = cell(executed, "labels, stats = scan(DATA_DIR")
+    assert any("image/png" in o.get("data", {}) for o in histogram.outputs)
     lengths = [np.load(p, mmap_mode="r", allow_pickle=False).shape[0]
                for p in sorted((tiny_phantom / "train" / "axial").glob("*.npy")) +
                sorted((tiny_phantom / "valid" / "axial").glob("*.npy"))]
-    axial = next(line for line in _text(executed[3]).splitlines() if line.startswith("axial"))
+    axial = next(line for line in _text(histogram).splitlines() if line.startswith("axial"))
     assert axial.split()[1:] == [str(min(lengths)), str(int(np.median(lengths))), str(max(lengths))]
-    assert "suspicious stacks:" in _text(executed[5])
+    assert "suspicious stacks:" in _text(cell(executed, 'bad = stats[stats.suspicious != ""]'))
 
 
 def test_browser_has_its_controls_and_a_slider_redraws(executed):
-    widget_outputs = [o for o in executed[4].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    shown = cell(executed, 'browser = browse(DATA_DIR, "valid")').outputs
+    widget_outputs = [o for o in shown if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widget_outputs, "the browser cell shows no widget"
-    probe = _text(executed[-2])
+    probe = _text(cell(executed, PROBE))
     assert "CONTROLS ['Dropdown', 'HBox', 'Image']" in probe
     for plane in ("sagittal", "coronal", "axial"):
         assert f"IntSlider:{plane}:" in probe
     assert "('0012', '0013')" in probe  # valid cases of the tiny phantom, zero-padded
     assert "SHOWN 1 0012" in probe  # one draw for the first case, not one per slider
-    moved = _text(executed[-1]).split()
+    moved = _text(cell(executed, MOVE)).split()
     assert moved[:5] == ["REDRAW", "1", "2", "sagittal", "slice"] and moved[5].startswith("3/")
     assert moved[6:9] == ["PICTURE", "True", "True"]  # a new PNG, drawn for the moved slider
     assert moved[9] == "BACKEND" and "inline" in moved[10]  # the browser left the notebook's plots inline
@@ -92,10 +102,11 @@ def test_submission_notebook_predicts_scores_and_explains(tiny_phantom, tiny_bun
     cells = execute("submission.ipynb", monkeypatch, MRNET_DATA_DIR=tiny_phantom, MRNET_BUNDLE=tiny_bundle,
                     MRNET_WORK=tmp_path)
     assert len((tmp_path / "output.csv").read_text().splitlines()) == 6
-    assert "6 exams, 18 lines" in _text(cells[1])
-    predicted = _text(cells[2])
+    assert "6 exams, 18 lines" in _text(cell(cells, 'valid = read_labels(DATA_DIR).loc["valid"]'))
+    predicted = _text(cell(cells, '"submission" / "predict.py"'))
     assert "predict: ok" in predicted and "6 rows (abnormal, acl, meniscus)" in predicted
-    scored = _text(cells[3])
-    assert "6 exams; 95% intervals" in scored and "\nmean " in scored
-    for cell in (cells[3], cells[4]):  # the ROC figure and one explanation, shown as pictures
-        assert any("image/png" in o.get("data", {}) for o in cell.outputs)
+    scoring = cell(cells, '"train" / "evaluate.py"')
+    assert "6 exams; 95% intervals" in _text(scoring) and "\nmean " in _text(scoring)
+    explained = cell(cells, 'display(Image(filename=str(WORK / "explain"')
+    for shown in (scoring, explained):  # the ROC figure and one explanation, shown as pictures
+        assert any("image/png" in o.get("data", {}) for o in shown.outputs)

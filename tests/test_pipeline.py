@@ -71,6 +71,10 @@ def test_block_averaging_in_the_pipeline_is_the_models_own_resampling(tiny_phant
     b = np.asarray(trained(pooled, training=False))
     assert a.shape == (4, 3) and np.std(a) > 0
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # the exported SavedModel's front averages the raw slices with the same bits (learning/export.py)
+    from learning.crops import front
+
+    np.testing.assert_array_equal(np.asarray(front(raw["slices"], 64, pooled=True)["slices"]), pooled["slices"])
     # the block mean itself, by hand, on one block
     first = raw["slices"].numpy()[0, :4, :4].astype(np.float64).mean()
     assert pooled["slices"].numpy()[0, 0, 0] == np.float32(first)

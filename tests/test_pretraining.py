@@ -1,5 +1,6 @@
 """Synthetic pretraining: slice labels from the phantom's truth, pretrain.py's folder, fit.py --init."""
 
+import csv
 import json
 import os
 import re
@@ -11,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learning.pretraining import MODEL_FLAGS, check_init, epoch_batches, slice_targets
+from learning.pretraining import check_init, epoch_batches, init_shape, slice_targets
+from learning.recipe import MODEL_KEYS, recipe_args
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = ["--width", "8", "--input-size", "64"]
+SHAPE = ["--width", "8", "--crop-width", "8", "--input-size", "64"]
 
 
 def test_slice_labels_come_from_where_the_generator_drew_each_lesion():
@@ -38,30 +40,37 @@ def test_each_epoch_holds_every_positive_slice_and_as_many_others():
     assert {3, 70, 71, 300} <= set(chosen.tolist()) and len(chosen) == 8
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    """pretrain.py as a user runs it, on a tiny corpus of one style, in a cache of its own."""
-    tmp = tmp_path_factory.mktemp("pretrain")
-    out = tmp / "pretrained"
-    env = {**os.environ, "MRNET_CACHE": str(tmp / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, str(ROOT / "train" / "pretrain.py"), "--out", str(out),
-                           "--corpus-styles", "geometric", "--corpus-exams", "16", "--epochs", "2",
-                           "--quiet", *SHAPE], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
-
-
 @pytest.mark.slow
-def test_pretrain_writes_weights_and_a_manifest_that_fit_checks(pretrained, tmp_path):
+def test_pretrain_writes_weights_and_a_manifest_that_fit_checks(pretrained, tiny_phantom, tmp_path):
+    """The folder names its corpus and the crop CNN's shape, and the held-out window AUCs it records
+    are those of its own weights on the corpus's held-out windows, recomputed here."""
+    from learning.crops import crop_size
+    from learning.pretraining import load_windows, window_model
+    from sklearn.metrics import roc_auc_score
+
     manifest = json.loads((pretrained / "manifest.json").read_text())
-    assert manifest["planes"] == ["sagittal", "coronal", "axial"] and manifest["corpus"]["styles"] == ["geometric"]
-    assert manifest["corpus"]["exams"] == {"train": 16, "valid": 10} and manifest["model"]["width"] == 8
-    auc = manifest["held_out_slice_auc"]["sagittal"]
-    assert set(auc) == {"abnormal", "acl", "meniscus"} and all(np.isnan(v) or 0 <= v <= 1 for v in auc.values())
-    args = Namespace(**{k: v for k, v in manifest["model"].items()})
+    assert manifest["planes"] == ["sagittal", "coronal", "axial"]
+    assert manifest["corpus"] == {"generator_version": 5, "seeds": [3], "styles": ["anatomical"], "randomised": [False],
+                                  "exams": {"train": 12, "valid": 6}}
+    assert manifest["model"] == {"target": "windows", "crop_width": 8}
+    model = window_model(8, "avgmax")
+    model.get_layer("window_network").load_weights(str(pretrained / "sagittal.weights.h5"))
+    windows, kinds, labels = load_windows([tiny_phantom], "sagittal", "valid", 0)
+    assert windows.shape[1:] == (crop_size(), crop_size()) and set(kinds) == {0, 1}
+    scores = np.asarray(model({"windows": windows, "kind": kinds}))
+    recorded = manifest["held_out_auc"]["sagittal"]
+    for k, task in enumerate(("acl", "meniscus")):
+        y, s = labels[kinds == k], scores[kinds == k]
+        expected = roc_auc_score(y, s) if 0 < y.sum() < len(y) else None
+        assert recorded[task] == (pytest.approx(expected, abs=1e-4) if expected is not None else None)
+    args = Namespace(crops=True, crop_width=8)
     assert check_init(pretrained, args, "sagittal") == pretrained / "sagittal.weights.h5"
-    with pytest.raises(SystemExit, match="another model shape: --width 8 \\(this run: 16\\)"):
-        check_init(pretrained, Namespace(**{**vars(args), "width": 16}), "sagittal")
+    with pytest.raises(SystemExit, match="another model shape: --crop-width 8 \\(this run: 16\\)"):
+        check_init(pretrained, Namespace(crops=True, crop_width=16), "sagittal")
+    whole = recipe_args(width=8, crops=False)  # a whole-slice run cannot start from window weights
+    with pytest.raises(SystemExit, match="another model shape: --target windows \\(this run: slices\\)"):
+        check_init(pretrained, whole, "sagittal")
+    assert init_shape(whole) == {"target": "slices", **{k: getattr(whole, k) for k in MODEL_KEYS if k != "seed"}}
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "manifest.json").write_text(json.dumps({**manifest, "planes": ["sagittal"]}))
@@ -73,15 +82,16 @@ def test_pretrain_writes_weights_and_a_manifest_that_fit_checks(pretrained, tmp_
     (tampered / "sagittal.weights.h5").write_bytes((pretrained / "sagittal.weights.h5").read_bytes() + b"x")
     with pytest.raises(SystemExit, match="does not match its manifest's sha256"):
         check_init(tampered, args, "sagittal")
-    assert set(MODEL_FLAGS) <= set(manifest["model"])
 
 
 @pytest.mark.slow
-def test_fit_starts_from_the_pretrained_weights_and_can_hold_the_backbone_still(pretrained, tiny_phantom, tmp_path):
-    """fit.py --init PATH --freeze-epochs 1 --lr 0: the first epoch trains the exam head alone (at the
-    from-scratch rate), the second the whole network at rate 0. So the best epoch's backbone is the
-    pretrained one bit for bit (the weights were loaded into the very model trained, and frozen) and
-    its head is not; the manifest records the init by name and checksum, not by where it lies.
+def test_fit_starts_from_the_pretrained_window_network_and_can_hold_it_still(pretrained, tiny_localiser, tiny_phantom,
+                                                                      tmp_path):
+    """fit.py --crops --init PATH --freeze-epochs 1 --lr 0: the first epoch trains the rest of the
+    model with the pretrained window network (crop CNN and window head) frozen, at the from-scratch
+    rate, the second everything at rate 0. So the best epoch's window network is the pretrained one
+    bit for bit; the manifest records the init and the localiser by name and checksum, not by where
+    they lie.
 
     With --jobs 1 the planes train one after another over ragged batches (XLA off), each compiled
     twice (frozen, then whole): each plane's own process traces its steps once per compile, so no
@@ -90,18 +100,22 @@ def test_fit_starts_from_the_pretrained_weights_and_can_hold_the_backbone_still(
 
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--data-dir", str(tiny_phantom),
-                           "--run-dir", str(run), "--bundle", str(bundle), "--init", str(pretrained),
-                           "--epochs", "2", "--freeze-epochs", "1", "--lr", "0", "--batch-slices", "64",
-                           "--tune-fraction", "0.5", "--quiet", "--xla", "off", "--jobs", "1", *SHAPE],
-                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+                           "--run-dir", str(run), "--bundle", str(bundle), "--init", str(pretrained), "--crops",
+                           "--localiser", str(tiny_localiser), "--epochs", "2", "--freeze-epochs", "1", "--lr", "0",
+                           "--batch-slices", "64", "--tune-fraction", "0.5", "--quiet", "--xla", "off", "--jobs", "1",
+                           *SHAPE], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = (bundle / "manifest.json").read_text()
-    training = json.loads(text)["training"]
+    manifest = json.loads(text)
+    training = manifest["training"]
     assert training["init"] == "pretrained" and training["lr"] == 0 and training["freeze_epochs"] == 1
     assert training["init_weights"]["sagittal"]["sha256"] == json.loads(
         (pretrained / "manifest.json").read_text())["files"]["sagittal.weights.h5"]
+    assert manifest["localiser"]["folder"] == tiny_localiser.name and manifest["localiser"]["files"] == json.loads(
+        (tiny_localiser / "manifest.json").read_text())["files"]
     assert str(tmp_path) not in text and str(pretrained) not in text and str(tiny_phantom) not in text
-    assert "backbone frozen for 1 epochs" in (run / "sagittal" / "train.log").read_text()
+    assert "window_network frozen for 1 epochs" in (run / "sagittal" / "train.log").read_text()
     assert "1 at a time" in proc.stdout
     for plane in ("sagittal", "coronal", "axial"):
         log = (run / plane / "train.log").read_text()
@@ -111,20 +125,20 @@ def test_fit_starts_from_the_pretrained_weights_and_can_hold_the_backbone_still(
         assert 0.2 < peak < 8, peak
     assert "retracing" not in proc.stdout + proc.stderr
     assert len((run / "sagittal" / "history.csv").read_text().splitlines()) == 3  # header + both phases
-    models = []
-    for weights in (pretrained / "sagittal.weights.h5", run / "sagittal" / "best.weights.h5"):
-        model = build_model(width=8, input_size=64, augment=False, space_pool="avgmax", pooled_input=True)
-        model.load_weights(str(weights))
-        models.append(model)
-    before, after = (m.get_layer("compact").get_weights() for m in models)
+    model = build_model(width=8, crop_width=8, crops=True, pooled_input=True)
+    model.load_weights(str(run / "sagittal" / "best.weights.h5"))
+    pretrained_network = build_model(width=8, crop_width=8, crops=True, pooled_input=True).get_layer("window_network")
+    pretrained_network.load_weights(str(pretrained / "sagittal.weights.h5"))
+    before, after = pretrained_network.get_weights(), model.get_layer("window_network").get_weights()
     assert len(before) > 5
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
-    head_before, head_after = (m.get_layer("logits").get_weights()[0] for m in models)
-    assert np.abs(head_before - head_after).max() > 1e-4
+    # the second phase ran at rate 0: the model the tuning split saw after each epoch is the same one
+    rows = list(csv.DictReader(open(run / "sagittal" / "history.csv")))
+    assert float(rows[0]["val_loss"]) == pytest.approx(float(rows[1]["val_loss"]), abs=1e-6)
 
 
 def test_freezing_needs_a_pretrained_init():
-    proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--freeze-epochs", "2"],
+    proc = subprocess.run([sys.executable, str(ROOT / "train" / "fit.py"), "--init", "none", "--freeze-epochs", "2"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--freeze-epochs needs a pretrained --init" in proc.stderr

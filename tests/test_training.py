@@ -18,7 +18,7 @@ FIT = [sys.executable, str(ROOT / "train" / "fit.py")]
 # XLA off: its compile is 20 s of a 45 s tiny fit, and nothing here is about it (the tiny bundle's fit,
 # test_model.py, checks the XLA path; mirrored and multi-worker runs have it off anyway)
 SMALL = ["--epochs", "3", "--batch-slices", "64", "--width", "8", "--quiet", "--tune-fraction", "0.5",
-         "--patience", "10", "--xla", "off"]
+         "--patience", "10", "--xla", "off", "--no-crops"]  # the whole-slice recipe: the crop model is the tiny bundle's
 
 
 def _epochs(history):
