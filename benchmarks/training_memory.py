@@ -62,7 +62,7 @@ def child(row, steps):
     if "pretrained" in rest:
         import tempfile
 
-        scratch = build_model(backbone=backbone, input_size=size)
+        scratch = build_model(backbone=backbone, input_size=size, crops=False)
         weights = str(Path(tempfile.mkdtemp()) / f"{backbone}.weights.h5")
         scratch.get_layer(backbone).get_layer(backbone).save_weights(weights)
         del scratch

@@ -30,7 +30,7 @@ def test_exam_pool_pools_each_exam_over_its_own_slices(mode):
 @pytest.mark.parametrize("pooling", ["max", "attention"])
 def test_exam_output_does_not_depend_on_its_batch(pooling):
     rng = np.random.default_rng(1)
-    model = build_model(pooling=pooling, width=8, augment=False, space_pool="avgmax")
+    model = build_model(pooling=pooling, width=8, augment=False, crops=False)
     counts = [7, 12, 4]
     slices = rng.integers(0, 256, (sum(counts), 256, 256), dtype=np.uint8)
     mixed = np.asarray(model({"slices": slices, "counts": np.array(counts, "int32")}, training=False))
@@ -48,7 +48,7 @@ def test_a_pretrained_applications_backbone_trains_without_batch_statistics(tmp_
     rng = np.random.default_rng(3)
     counts = [5, 6]
     slices = rng.normal(0, 40, (sum(counts), 64, 64)).astype("float32") + 100
-    shape = dict(backbone="efficientnetb0", input_size=64, augment=False, space_pool="avgmax", pooled_input=True,
+    shape = dict(backbone="efficientnetb0", input_size=64, augment=False, pooled_input=True, crops=False,
                  dropout=0.0)
     scratch = build_model(**shape)
     saved = tmp_path / "efficientnetb0.weights.h5"
@@ -189,7 +189,7 @@ def test_blank_fillers_of_fixed_shape_batches_cannot_move_the_tuning_metric(tiny
     static = make_dataset(paths, y, 64, shuffle=False, input_size=64, static=True)
     assert sum(int((np.asarray(w) == 0).sum()) for *_, w in static) > len(paths)  # fillers outnumber exams
     keras.utils.set_random_seed(0)
-    model = build_model(width=8, input_size=64, pooled_input=True, augment=False)
+    model = build_model(width=8, input_size=64, pooled_input=True, augment=False, crops=False)
     step = inference_step(model)
     (a, ya), (b, yb) = split_logits(step, ragged), split_logits(step, static)
     np.testing.assert_array_equal(ya, y)

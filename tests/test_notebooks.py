@@ -103,7 +103,7 @@ def test_submission_notebook_predicts_scores_and_explains(tiny_phantom, tiny_bun
                     MRNET_WORK=tmp_path)
     assert len((tmp_path / "output.csv").read_text().splitlines()) == 6
     assert "6 exams, 18 lines" in _text(cell(cells, 'valid = read_labels(DATA_DIR).loc["valid"]'))
-    predicted = _text(cell(cells, '"submission" / "predict.py"'))
+    predicted = _text(cell(cells, 'str(WORK / "output.csv"), "--bundle"'))
     assert "predict: ok" in predicted and "6 rows (abnormal, acl, meniscus)" in predicted
     scoring = cell(cells, '"train" / "evaluate.py"')
     assert "6 exams; 95% intervals" in _text(scoring) and "\nmean " in _text(scoring)

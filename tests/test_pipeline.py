@@ -24,7 +24,7 @@ def test_padding_fills_fixed_shapes_without_changing_real_exams():
     assert s2.shape == (total, 256, 256) and c2.shape == (slots + 1,) and c2.sum() == total
     assert np.all(c2 >= 1) and list(w2) == [1, 1] + [0] * (slots - 1)
     np.testing.assert_array_equal(y2[:2], y)
-    model = build_model(width=8, augment=False, space_pool="avgmax", input_size=64)
+    model = build_model(width=8, augment=False, crops=False)
     plain = np.asarray(model({"slices": slices, "counts": counts}, training=False))
     padded = np.asarray(model({"slices": s2, "counts": c2}, training=False))
     np.testing.assert_allclose(padded[:2], plain, atol=1e-5)
@@ -64,8 +64,8 @@ def test_block_averaging_in_the_pipeline_is_the_models_own_resampling(tiny_phant
     assert pooled["slices"].shape[1:] == (64, 64) and pooled["slices"].dtype == "float32"
     np.testing.assert_array_equal(pooled["slices"], block_average(raw["slices"].numpy(), 64))
     keras.utils.set_random_seed(1)
-    exported = build_model(width=8, augment=False, space_pool="avgmax", input_size=64)
-    trained = build_model(width=8, augment=False, space_pool="avgmax", input_size=64, pooled_input=True)
+    exported = build_model(width=8, augment=False, crops=False)
+    trained = build_model(width=8, augment=False, pooled_input=True, crops=False)
     trained.set_weights(exported.get_weights())
     a = np.asarray(exported(raw, training=False))
     b = np.asarray(trained(pooled, training=False))

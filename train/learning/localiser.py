@@ -16,6 +16,7 @@ scan then look alike to it, and nothing depends on the batch.
 import keras
 from keras import layers, ops
 
+from learning.model import conv_block
 from phantom.landmarks import LOCALISED
 
 SIGMA = 1.0  # the target heat map's spread, in cells
@@ -32,12 +33,6 @@ def standardise(x):
     return (x - mean) / spread
 
 
-def _block(x, filters, stride=1):
-    x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
-    x = layers.GroupNormalization(groups=min(8, filters // 4))(x)
-    return layers.Activation("relu")(x)
-
-
 def build_coarse(input_size=128, width=8, grid=32, structures=len(LOCALISED)):
     """The first look, at the whole slice: an encoder-decoder from a slice block-averaged to input_size
     (float32) to {'heatmap': (N, grid, grid, K) logits, 'presence': (N, K) logits, 'centre': (N, K, 2)
@@ -48,21 +43,21 @@ def build_coarse(input_size=128, width=8, grid=32, structures=len(LOCALISED)):
     down = 1
     # down to the heat map's grid, then 3 more halvings for context (a 128 px input sees 4 x 4 at the bottom)
     while input_size // down > grid:
-        x = _block(x, width, 2)
+        x = conv_block(x, width, 2)
         down *= 2
-    x = _block(x, width)
+    x = conv_block(x, width)
     for filters in (width * 2, width * 3, width * 4):
         skips.append(x)
-        x = _block(x, filters, 2)
-        x = _block(x, filters)
+        x = conv_block(x, filters, 2)
+        x = conv_block(x, filters)
     context = x
     for skip, filters in zip(reversed(skips), (width * 3, width * 2, width)):
         x = layers.UpSampling2D(2, interpolation="bilinear")(x)
         x = layers.Concatenate()([x, skip])
-        x = _block(x, filters)
+        x = conv_block(x, filters)
     if input_size // down < grid:  # a 64 px input: its grid is coarser than the heat map's
         x = layers.UpSampling2D(grid // (input_size // down), interpolation="bilinear")(x)
-        x = _block(x, width * 2)
+        x = conv_block(x, width * 2)
     heatmap = layers.Conv2D(structures, 1, name="heatmap")(x)
     pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(context), layers.GlobalMaxPooling2D()(context)])
     presence = layers.Dense(structures, name="presence")(pooled)
@@ -83,7 +78,7 @@ def build_refiner(width=16, structures=len(LOCALISED)):
     x = layers.Reshape((side, side, 1))(ops.reshape(windows, (-1, side, side)))
     x = standardise(x)
     for filters, stride in ((width, 1), (width * 2, 2), (width * 3, 2), (width * 4, 2)):
-        x = _block(x, filters, stride)
+        x = conv_block(x, filters, stride)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dense(structures * 2)(x)  # every place's head on every window; each window keeps its own
     x = ops.reshape(x, (-1, structures, structures, 2))

@@ -18,19 +18,25 @@ from phantom.landmarks import LOCALISED
 BACKBONES = ("compact", "resnet50", "efficientnetb0")
 
 
-def compact_backbone(width=16):
-    """Small from-scratch CNN, GroupNorm (batch-independent, see the BatchNorm note in the README)."""
-    def block(x, filters, stride):
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.GroupNormalization(groups=min(8, filters // 4))(x)
-        return layers.Activation("relu")(x)
+def conv_block(x, filters, stride=1):
+    """3 x 3 convolution, GroupNorm (batch-independent: see the BatchNorm note in the README), ReLU.
+    At most 8 groups of at least 4 channels, and a number of groups that divides the channels."""
+    x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+    groups = max(1, min(8, filters // 4))
+    while filters % groups:
+        groups -= 1
+    x = layers.GroupNormalization(groups=groups)(x)
+    return layers.Activation("relu")(x)
 
+
+def compact_backbone(width=16):
+    """Small from-scratch CNN for the whole slice."""
     inp = keras.Input((None, None, 1))
-    x = block(inp, width, 2)
-    x = block(x, width * 2, 2)
-    x = block(x, width * 3, 2)
-    x = block(x, width * 3, 1)
-    x = block(x, width * 4, 2)
+    x = conv_block(inp, width, 2)
+    x = conv_block(x, width * 2, 2)
+    x = conv_block(x, width * 3, 2)
+    x = conv_block(x, width * 3, 1)
+    x = conv_block(x, width * 4, 2)
     return keras.Model(inp, x, name="compact")
 
 
@@ -59,17 +65,13 @@ def applications_backbone(name, weights, input_size):
 
 
 def crop_backbone(width):
-    """The crop CNN: the compact CNN's blocks, one stride fewer (a 32 px window keeps a 4 x 4 map)."""
-    def block(x, filters, stride):
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.GroupNormalization(groups=min(8, filters // 4))(x)
-        return layers.Activation("relu")(x)
-
+    """The crop CNN: the compact CNN's blocks, no stride at first (a 32 px window at full resolution,
+    where a meniscal tear is 2-4 pixels, keeps its detail to the second block) down to a 4 x 4 map."""
     inp = keras.Input((None, None, 1))
-    x = block(inp, width, 1)
-    x = block(x, width * 2, 2)
-    x = block(x, width * 3, 2)
-    x = block(x, width * 4, 2)
+    x = conv_block(inp, width, 1)
+    x = conv_block(x, width * 2, 2)
+    x = conv_block(x, width * 3, 2)
+    x = conv_block(x, width * 4, 2)
     return keras.Model(inp, x, name="crop_cnn")
 
 
