@@ -36,8 +36,8 @@ def parse_args(argv=None):
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "latest",
                     help="checkpoints, logs and curves (%(default)s)")
     ap.add_argument("--planes", nargs="+", default=PLANES, choices=PLANES, help="planes to (re)train")
-    ap.add_argument("--epochs", type=int, default=16)
-    ap.add_argument("--patience", type=int, default=6,
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--patience", type=int, default=4,
                     help="early stopping on tuning mean AUC, counted from half of --epochs on (%(default)s)")
     ap.add_argument("--lr", type=float,
                     help=f"peak learning rate (default {LR_FROM_SCRATCH:g}; {LR_FROM_PRETRAINED:g} for a whole-slice "

@@ -274,7 +274,7 @@ def add_pretraining_arguments(ap):
                     help="slices: the whole-slice model on slice labels; windows: the crop CNN on window labels "
                          "(default: windows with --crops, else slices)")
     ap.add_argument("--epochs", type=int,
-                    help="default: 6 over slices; 30 over windows (an epoch is every window of the corpus)")
+                    help="default: 6 over slices; 20 over windows (an epoch is every window of the corpus)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=128, help="windows a batch, with --target windows (%(default)s)")
     add_model_arguments(ap)
@@ -285,7 +285,7 @@ def pretrain(args):
     from learning.corpus import corpus, write_artefact
 
     target = args.target or ("windows" if args.crops else "slices")
-    args.epochs = args.epochs or {"slices": 6, "windows": 30}[target]
+    args.epochs = args.epochs or {"slices": 6, "windows": 20}[target]
     shape = init_shape(type(args)(**{**vars(args), "crops": target == "windows"}))
     return write_artefact(
         args, f"learning.pretraining:pretrain_{target}", corpus(args),

@@ -28,7 +28,7 @@ MODEL_DEFAULTS = dict(
     shift=25.0,  # augmentation shift, pixels at 256
     dropout=0.3,  # before the exam head
     crops=True,  # a crop branch: windows around the localised ACL and menisci (learning/crops.py)
-    crop_width=16,  # the crop CNN's base width
+    crop_width=12,  # the crop CNN's base width
     seed=0,
 )
 MODEL_KEYS = tuple(MODEL_DEFAULTS)
@@ -66,7 +66,7 @@ def add_model_arguments(ap):
 
 # The localiser (learning/localiser.py): its network's shape, which its manifest records, and how it trains.
 LOCALISER = dict(input_size=128, width=8, grid=32, refiner_width=16, refinements=2)
-LOCALISER_TRAINING = dict(epochs=12, refiner_epochs=8, lr=2e-3, batch=64, jitter=6.0)
+LOCALISER_TRAINING = dict(epochs=8, refiner_epochs=5, lr=2e-3, batch=64, jitter=6.0)
 
 
 def add_localiser_arguments(ap):
