@@ -15,7 +15,8 @@ real `python train/fit.py` run (its own process, its own bundle):
                the gap to `crops` is the cost of the localiser's error
   reference    a peer-style batch-of-one whole-slice recipe (one exam per batch, max over slices,
                average pooling over space), as public MRNet submissions train
-Inits (`--inits`): `none` from random weights; `synthetic` from pretrain.py's weights (the crop CNN on
+Inits (`--inits`): `auto` (the default) as fit.py's default, `synthetic` for a crop recipe and
+`none` for a whole-slice one; `none` from random weights; `synthetic` from pretrain.py's weights (the crop CNN on
 window labels with --crops, the whole model on slice labels without), pretrained on a corpus of the
 other style only; `synthetic-frozen` also holds the pretrained network still for 4 epochs.
 `--placement-errors` adds rows that move every exam's windows by a random offset of that sd (px at
@@ -45,7 +46,7 @@ DATASETS = {"v3": {}, "subtle": {"rung": "subtle"}, "faint": {"rung": "faint"}, 
             "faint-geometric": {"rung": "faint", "style": "geometric"}}
 RECIPES = {"whole-slice": ["--no-crops"], "crops": ["--crops"], "crops-truth": ["--crops", "--localiser", "truth"],
            "reference": ["--no-crops", "--batch-slices", "1", "--pooling", "max", "--space-pool", "avg"]}
-INITS = {"none": [], "synthetic": [], "synthetic-frozen": ["--freeze-epochs", "4"]}
+INITS = {"auto": [], "none": [], "synthetic": [], "synthetic-frozen": ["--freeze-epochs", "4"]}
 OTHER = {"anatomical": "geometric", "geometric": "anatomical"}
 # test-time flips: which plane's slices are mirrored (columns reversed) or turned upside down (rows)
 FLIPS = {"none": {}, "coronal lr": {"coronal": "lr"}, "axial lr": {"axial": "lr"},
@@ -60,8 +61,9 @@ def parse_args(argv=None):
     ap.add_argument("--recipes", nargs="+", default=["whole-slice", "crops", "crops-truth"], choices=list(RECIPES))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="every seed on the default phantom with --inits' first init; the first elsewhere")
-    ap.add_argument("--inits", nargs="+", default=["none"], choices=list(INITS),
-                    help="fit.py --init per row; synthetic pretrains on the other style only (%(default)s)")
+    ap.add_argument("--inits", nargs="+", default=["auto"], choices=list(INITS),
+                    help="fit.py --init per row; synthetic pretrains on the other style only; auto: as fit.py's "
+                         "default (synthetic for a crop recipe, none for a whole-slice one) (%(default)s)")
     ap.add_argument("--placement-errors", type=float, nargs="*", default=[],
                     help="extra rows of every crop recipe on the first dataset, seed 0, with this much error (px)")
     ap.add_argument("--train-exams", type=int, nargs="+",
@@ -239,7 +241,7 @@ def main(argv=None):
           f"{'slice hit@1 ACL, men.':24s}  {'window hit@1 ACL, men.':24s}  fell back (valid exams)", flush=True)
     rows = []
     runs = [(n, e, r, i, err) for n in args.datasets for e in (args.train_exams or [None]) for r in args.recipes
-            for i in args.inits if r != "reference" or i == "none" for err in [0.0]]
+            for i in args.inits if r != "reference" or i in ("none", "auto") for err in [0.0]]
     runs += [(args.datasets[0], None, r, args.inits[0], err) for r in args.recipes if r.startswith("crops")
              for err in args.placement_errors if err]
     for name, exams, recipe, init, error in runs:
@@ -252,10 +254,13 @@ def main(argv=None):
             if not any(r["dataset"] == name and r["recipe"] == "crops" for r in rows):
                 print(f"  localiser trained on {OTHER[style]} only, on {name}: "
                       f"{precision_text(localiser_precision(folder, data_dir))}", flush=True)
-        if init != "none":
+        used = init if init != "auto" else "synthetic" if recipe.startswith("crops") else "none"
+        if used == "none":
+            flags += ["--init", "none"]
+        else:
             extra = ["--crops"] if recipe.startswith("crops") else []
             folder, _ = artefact("pretrain.py", OTHER[style], args.quick, extra)
-            flags += ["--init", str(folder), *INITS[init][:1], *(["1"] if args.quick and INITS[init] else INITS[init][1:])]
+            flags += ["--init", str(folder), *INITS[used][:1], *(["1"] if args.quick and INITS[used] else INITS[used][1:])]
         if error:
             flags += ["--placement-error", str(error)]
         spread = name == "v3" and init == args.inits[0] and exams is None and not error and recipe != "reference"
@@ -271,7 +276,7 @@ def main(argv=None):
                     models = load_bundle(bundle)[2]
                 n_train = len(np.loadtxt(data_dir / "train-abnormal.csv", delimiter=",", ndmin=2))
                 row = {"dataset": name, "train_exams": n_train, "size_axis": exams is not None, "recipe": recipe,
-                       "init": init, "seed": seed, "placement_error": error, "seconds": seconds,
+                       "init": used, "asked": init, "seed": seed, "placement_error": error, "seconds": seconds,
                        "valid_auc": {t: combined[t] for t in ("abnormal", "acl", "meniscus")},
                        "mean": combined["mean"], "mean_text": combined["mean_text"],
                        "planes": {p: report["auc"]["valid"][p]["mean"] for p in ("sagittal", "coronal", "axial")},
@@ -286,7 +291,7 @@ def main(argv=None):
     plot(rows, args.out.with_suffix(".png"))
     for recipe in args.recipes:
         spread = [r["mean"] for r in rows if r["dataset"] == "v3" and r["recipe"] == recipe and r["mean"] is not None
-                  and r["init"] == args.inits[0] and not r["size_axis"] and not r["placement_error"]]
+                  and r.get("asked", r["init"]) == args.inits[0] and not r["size_axis"] and not r["placement_error"]]
         if len(spread) > 1:
             print(f"\n{recipe} on the default phantom over {len(spread)} seeds: mean AUC {np.mean(spread):.3f} "
                   f"+/- {np.std(spread, ddof=1):.3f} (min {min(spread):.3f}, max {max(spread):.3f})")

@@ -224,7 +224,7 @@ def load_data(args):
     from mrnet.validate import validate_dataset
     from phantom.writer import default_phantom
 
-    data_dir = args.data_dir or default_phantom()
+    data_dir = args.data_dir or default_phantom(progress=not args.quiet)
     try:
         validate_dataset(data_dir)
     except InputError as e:

@@ -145,7 +145,7 @@ def train_in_processes(target, args, planes, run_dir, jobs, extra=(), epochs=Non
                 bar.total = bar.n  # early stopping may end a plane before --epochs
                 bar.refresh()
                 if args.quiet:
-                    print(f"[{plane}] done after {done} epoch(s), best tuning AUC in {run_dir / plane}", flush=True)
+                    print(f"[{plane}] done after {done} epoch(s); its log and output in {run_dir / plane}", flush=True)
     finally:
         for process, _ in running.values():
             process.terminate()
