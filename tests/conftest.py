@@ -29,16 +29,18 @@ def tiny_phantom(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_localiser(tiny_phantom, tmp_path_factory):
     """localise.py as a user runs it, on the tiny phantom's own anatomy truth (--corpus-dirs: no corpus
-    to generate), one epoch of each network: a real localiser folder, not a good one."""
+    to generate), one epoch of each network: a real localiser folder, not a good one. XLA off: its
+    compile was a third of this fixture's time, and the tiny bundle's fit covers the XLA path."""
     return _command(tmp_path_factory, "localise.py", "localiser", "--corpus-dirs", str(tiny_phantom),
-                    "--epochs", "1", "--refiner-epochs", "1")
+                    "--epochs", "1", "--refiner-epochs", "1", "--xla", "off")
 
 
 @pytest.fixture(scope="session")
 def pretrained(tiny_phantom, tmp_path_factory):
     """pretrain.py as a user runs it: the crop CNN on the tiny phantom's windows, two epochs."""
     return _command(tmp_path_factory, "pretrain.py", "pretrained", "--crops", "--crop-width", "8",
-                    "--input-size", "64", "--width", "8", "--corpus-dirs", str(tiny_phantom), "--epochs", "2")
+                    "--input-size", "64", "--width", "8", "--corpus-dirs", str(tiny_phantom), "--epochs", "2",
+                    "--xla", "off")
 
 
 def _command(tmp_path_factory, script, name, *flags):

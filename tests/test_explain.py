@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANES = ("sagittal", "coronal", "axial")
-EXAMS, EPOCHS = (160, 100), 10  # the trained check's phantom (train, valid) and schedule
+EXAMS, EPOCHS = (120, 60), 8  # the trained check's phantom (train, valid) and schedule
 
 
 def test_each_slice_score_is_that_slice_as_a_one_slice_exam(tiny_phantom, tiny_bundle):
