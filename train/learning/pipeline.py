@@ -84,6 +84,24 @@ def pad_batch(slices, counts, y, slots, total):
     return np.concatenate([slices, blank]), counts, y, weights
 
 
+def epoch_plans(counts, budget, shuffle, seed, replicas, shard):
+    """A generator function: each call is the next epoch's batches, as (the epoch's rng, exam indices
+    packed to the slice budget). Every worker plans the same batches from the same seed and keeps its
+    share; a remainder that would leave a replica without a batch is dropped."""
+    epoch = {"n": 0}
+
+    def plans():
+        rng = np.random.default_rng([seed, epoch["n"]])
+        epoch["n"] += 1
+        order = rng.permutation(len(counts)) if shuffle else np.arange(len(counts))
+        planned = pack(order, counts, budget)
+        workers, index = shard
+        for members in planned[: len(planned) - len(planned) % replicas][index::workers]:
+            yield rng, members
+
+    return plans
+
+
 def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2, replicas=1, static=False,
                  shard=(1, 0), input_size=None):
     """A dataset of ({'slices', 'counts'}, labels) batches; reshuffled and repacked every epoch.
@@ -111,15 +129,10 @@ def make_dataset(paths, labels, budget, shuffle, seed=0, parallel=4, prefetch=2,
     labels = np.asarray(labels, np.float32).reshape(len(paths), -1)
     infos = headers(paths)
     counts = np.array([info[0][0] for info in infos], np.int64)
-    epoch = {"n": 0}
+    planner = epoch_plans(counts, budget, shuffle, seed, replicas, shard)
 
     def plans():
-        rng = np.random.default_rng([seed, epoch["n"]])
-        epoch["n"] += 1
-        order = rng.permutation(len(paths)) if shuffle else np.arange(len(paths))
-        planned = pack(order, counts, budget)
-        workers, index = shard
-        for members in planned[: len(planned) - len(planned) % replicas][index::workers]:
+        for _, members in planner():
             yield np.array(members, np.int32)
 
     slots, total = static_shape(counts, budget)
@@ -180,20 +193,16 @@ def prepared_dataset(prepared, labels, budget, shuffle, seed=0, static=False, ma
 
     labels = np.asarray(labels, np.float32).reshape(len(prepared["slices"]), -1)
     counts = np.array([len(s) for s in prepared["slices"]], np.int64)
-    epoch = {"n": 0}
     cells = margin // SCALE  # the margin in the crop CNN's (block-averaged) pixels
     places = prepared["crops"][0].shape[1]
     side = prepared["crops"][0].shape[-1] - 2 * cells
     size = prepared["slices"][0].shape[-1]
     slots, total = static_shape(counts, budget)
 
+    planner = epoch_plans(counts, budget, shuffle, seed, replicas, shard)
+
     def plans():
-        rng = np.random.default_rng([seed, epoch["n"]])
-        epoch["n"] += 1
-        order = rng.permutation(len(counts)) if shuffle else np.arange(len(counts))
-        planned = pack(order, counts, budget)
-        workers, index = shard
-        for members in planned[: len(planned) - len(planned) % replicas][index::workers]:
+        for rng, members in planner():
             # one offset per exam and place, drawn here so a batch is a pure function of its plan
             offsets = rng.integers(0, 2 * cells + 1, (len(members), places, 2)) if shift and shuffle and cells \
                 else np.full((len(members), places, 2), cells)
