@@ -2,7 +2,7 @@
 
     python train/pretrain.py --out runs/pretrained --crops            # the crop CNN, on windows (both drawings)
     python train/pretrain.py --out runs/pre-geo --crops --corpus-styles geometric   # leave the anatomical one out
-    python train/pretrain.py --out runs/pre-slices                    # the whole-slice model, on slices
+    python train/pretrain.py --out runs/pre-slices --no-crops         # the whole-slice model, on slices
     python train/fit.py --crops --init runs/pretrained                # exam-level training from it
 
 The corpus is generated on first use into the cache (phantom exams of their own seed, never those
