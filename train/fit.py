@@ -151,6 +151,7 @@ def main(argv=None):
     combined = {name: comb.apply(combiner, logits[name]) for name in splits}
 
     # 5. the report: AUC per plane and combined, on valid and tune, and the training curves
+    from learning.checkpoints import save_json
     from learning.report import auc_table, plot_curves, print_table
 
     table = auc_table(logits, combined, targets)
@@ -158,8 +159,8 @@ def main(argv=None):
     localised = report_localised(run_dir) if args.crops else None
     plot_curves(run_dir, PLANES, run_dir / "training_curves.png")
     print(f"training curves: {run_dir / 'training_curves.png'}")
-    write_report(run_dir / "report.json", {"auc": table, "localised": localised,
-                                           "seconds": round(time.perf_counter() - start, 1)})
+    save_json({"auc": table, "localised": localised, "seconds": round(time.perf_counter() - start, 1)},
+              run_dir / "report.json", indent=1)
 
     # 6. freeze the bundle: SavedModels, combiner, manifest, checksums; written whole or not at all
     if args.crops and args.localiser == "truth":
@@ -285,6 +286,7 @@ def prepare_crops(args, data_dir, paths, plane):
     phantom's truth), with --placement-error's offset per exam and place, the same in every run."""
     import numpy as np
 
+    from learning.checkpoints import save_json
     from learning.crops import MARGIN
     from learning.pipeline import prepare_exams
 
@@ -319,9 +321,9 @@ def prepare_crops(args, data_dir, paths, plane):
     prepared = {name: prepare_exams(paths[name], args.input_size, locate, MARGIN) for name in paths}
     fell_back = {name: sum(int(not g.any()) for g in p["gates"]) for name, p in prepared.items()}
     (args.run_dir / plane).mkdir(parents=True, exist_ok=True)
-    write_report(args.run_dir / plane / "localised.json",
-                 {name: {"exams": len(p["gates"]), "fell_back": fell_back[name],
-                         "windows_used": float(np.mean([g.mean() for g in p["gates"]]))} for name, p in prepared.items()})
+    save_json({name: {"exams": len(p["gates"]), "fell_back": fell_back[name],
+                      "windows_used": float(np.mean([g.mean() for g in p["gates"]]))} for name, p in prepared.items()},
+              args.run_dir / plane / "localised.json", indent=1)
     print(f"[{plane}] windows placed by {'the phantom truth' if args.localiser == 'truth' else 'the localiser'}; "
           + ", ".join(f"{name}: {n} of {len(prepared[name]['gates'])} exams without a confident place"
                       for name, n in fell_back.items()), flush=True)
@@ -339,15 +341,6 @@ def report_localised(run_dir):
         print(f"crops, {plane}: " + ", ".join(
             f"{name} {s['fell_back']} of {s['exams']} exams fell back to the whole slice" for name, s in splits.items()))
     return out
-
-
-def write_report(path, obj):
-    import json
-    import os
-
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(obj, indent=1))
-    os.replace(partial, path)
 
 
 def freeze(args, run_dir, data_dir, labels, table, combiner):

@@ -27,9 +27,10 @@ def _save_weights(model, path):
     os.replace(partial, path)
 
 
-def _save_json(obj, path):
+def save_json(obj, path, indent=None):
+    """Written under a temporary name and renamed: a kill mid-write leaves the previous file whole."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(obj))
+    partial.write_text(json.dumps(obj, indent=indent))
     os.replace(partial, path)
 
 
@@ -104,7 +105,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if es is not None:
             best = None if es.best is None else float(es.best)
             state["early_stopping"] = {"wait": int(es.wait), "best": best, "best_epoch": int(es.best_epoch)}
-        _save_json(state, folder / "state.json")
+        save_json(state, folder / "state.json")
         for old in folder.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink()
