@@ -210,8 +210,7 @@ def localiser_folder(args, data_dir):
         return None
     from learning.localiser import cached_localiser, load_localiser
 
-    folder = Path(args.localiser) if args.localiser != "auto" else cached_localiser(
-        args.corpus_styles, args.jobs, args.threads, args.quiet, args.verbose)
+    folder = Path(args.localiser) if args.localiser != "auto" else cached_localiser(args)
     for plane in args.planes:
         load_localiser(folder, plane)
     return folder

@@ -113,6 +113,13 @@ def write_artefact(args, train, corpus_dirs, what, model, training, measured):
     return args.out
 
 
+def compute_flags(args):
+    """A run's compute flags as a command line, for an artefact it makes on first use: the artefact
+    trains on this machine as the run does (its processes, threads, XLA, allocator, verbosity)."""
+    flags = ["--jobs", str(args.jobs), "--threads", str(args.threads), "--xla", args.xla, "--allocator", args.allocator]
+    return flags + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
+
+
 def cached(kind, key, build):
     """The cache's folder for an artefact of `kind` whose shape is `key` (a JSON-able dict): made by
     `build(folder)` on first use, reused after (fit.py --init synthetic, fit.py --crops)."""

@@ -235,15 +235,14 @@ def localise(args):
                           measured={"precision": "precision.json"})
 
 
-def cached_localiser(corpus_styles, jobs="auto", threads=0, quiet=False, verbose=False):
-    """fit.py --crops: the cache's localiser trained on the default recipe's corpus of these styles
-    (made on first use)."""
-    from learning.corpus import artefact_parser, cached
+def cached_localiser(args):
+    """fit.py --crops: the cache's localiser trained on the default recipe's corpus of the run's
+    --corpus-styles (made on first use, with the run's compute flags)."""
+    from learning.corpus import artefact_parser, cached, compute_flags
     from learning.recipe import LOCALISER, LOCALISER_TRAINING, add_localiser_arguments
 
-    key = {"version": 1, **LOCALISER, **LOCALISER_TRAINING, "styles": sorted(corpus_styles)}
-    flags = ["--corpus-styles", *corpus_styles, "--jobs", str(jobs), "--threads", str(threads)]
-    flags += (["--quiet"] if quiet else []) + (["--verbose"] if verbose else [])
+    key = {"version": 1, **LOCALISER, **LOCALISER_TRAINING, "styles": sorted(args.corpus_styles)}
+    flags = ["--corpus-styles", *args.corpus_styles, *compute_flags(args)]
     parser = artefact_parser(None, add_localiser_arguments)
     return cached("localiser", key, lambda folder: localise(parser.parse_args(["--out", str(folder), *flags])))
 

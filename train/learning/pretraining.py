@@ -298,17 +298,15 @@ def pretrain(args):
 def synthetic_init(args):
     """fit.py --init synthetic: the cache's pretraining for this run's model shape (made on first use,
     with the run's model and compute flags)."""
-    from learning.corpus import artefact_parser, cached
+    from learning.corpus import artefact_parser, cached, compute_flags
     from learning.recipe import MODEL_KEYS
 
     styles = list(getattr(args, "corpus_styles", ["anatomical", "geometric"]))
     key = {"version": 2, **init_shape(args), "styles": sorted(styles)}
-    flags = ["--corpus-styles", *styles, "--jobs", str(args.jobs), "--threads", str(args.threads), "--xla", args.xla,
-             "--allocator", args.allocator, "--batch-slices", str(args.batch_slices)]
+    flags = ["--corpus-styles", *styles, *compute_flags(args), "--batch-slices", str(args.batch_slices)]
     for k in MODEL_KEYS:
         value = getattr(args, k)
         flag = "--" + k.replace("_", "-")
         flags += ([flag] if value else ["--no-" + flag[2:]]) if isinstance(value, bool) else [flag, str(value)]
-    flags += (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
     parser = artefact_parser(None, add_pretraining_arguments)
     return cached("pretrained", key, lambda folder: pretrain(parser.parse_args(["--out", str(folder), *flags])))
