@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
+from mrnet.runtime import use_project_venv  # noqa: E402
+use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 from phantom.writer import DEFAULTS, write_phantom  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
+from mrnet.runtime import use_project_venv  # noqa: E402
+use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 warnings.filterwarnings("ignore", message=".*ran out of data.*")
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "train"), str(ROOT / "submission")]
+from mrnet.runtime import use_project_venv  # noqa: E402
+use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROWS = ["compact-64-96", "efficientnetb0-256-96", "efficientnetb0-256-48", "efficientnetb0-256-32"]

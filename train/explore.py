@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
+from mrnet.runtime import use_project_venv  # noqa: E402
+use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
 
 def parse_args(argv=None):

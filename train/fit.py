@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with predict.py
+from mrnet.runtime import use_project_venv  # noqa: E402
+use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
 from learning.recipe import (LR_FROM_PRETRAINED, LR_FROM_SCRATCH, PLANES, add_compute_arguments,  # noqa: E402
                              add_model_arguments, slice_budget)

@@ -8,16 +8,56 @@ pointed at a temporary file, and every line of it that is not a native log line 
 Python warnings and errors raised meanwhile therefore still reach the user.
 
 `MRNET_VERBOSE=1` in the environment, or a command's `--verbose`, shows everything.
+
+`use_project_venv()`, called first thing by every command in train/ and benchmarks/: where setup.sh
+found the Python externally managed (PEP 668) it installed into the project's own `.venv/`; a
+command started by another Python that lacks TensorFlow (`python train/fit.py` in a new shell)
+re-executes itself under `.venv/bin/python`, same arguments and environment.
 """
 
 import contextlib
+import importlib.util
 import os
 import re
 import sys
 import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository root (submission/mrnet/runtime.py)
 
 NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                         r"|[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\] )")
+
+
+def project_venv_python(root, tensorflow_spec, prefix):
+    """The interpreter to re-execute under, or None: root/.venv/bin/python when TensorFlow is not
+    importable here (tensorflow_spec, importlib.util.find_spec's answer, is None), that python exists,
+    and this interpreter (sys.prefix, prefix) is not already that venv's (no loop when the venv is
+    incomplete: the command then fails there, on its own missing import)."""
+    venv = Path(root) / ".venv"
+    python = venv / "bin" / "python"
+    if tensorflow_spec is not None or not python.exists():
+        return None
+    if Path(prefix).resolve() == venv.resolve():
+        return None
+    return python
+
+
+def use_project_venv(root=ROOT):
+    """Re-execute this command under root/.venv/bin/python when project_venv_python says so (a no-op
+    everywhere else: an active environment with the dependencies, CI, the organisers' container,
+    which has no .venv). Call before any heavy import. The command line is sys.orig_argv's, so
+    `python -u train/fit.py ...` and `python -m pytest ...` come back unchanged."""
+    python = project_venv_python(root, importlib.util.find_spec("tensorflow"), sys.prefix)
+    if python is None:
+        return
+    argv = getattr(sys, "orig_argv", None)
+    argv = argv[1:] if argv else sys.argv  # orig_argv: Python 3.10+
+    if verbose():
+        print(f"runtime: {sys.executable} has no TensorFlow; re-running under {python}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(str(python), [str(python), *argv])
 
 
 def verbose():
