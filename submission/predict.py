@@ -5,6 +5,10 @@
 INPUT_CSV: no header, one .npy path per line, three lines (sagittal, coronal, axial) per exam in
 any order. OUTPUT_CSV: no header, one line per exam in input order: abnormal,acl,meniscus.
 Exit status 2, and no output file, when any input line is unusable (every problem is listed).
+
+Started by a Python without TensorFlow beside a checkout's .venv/ (setup.sh on an externally-managed
+Python), it re-runs itself under .venv/bin/python; in the organisers' container, which has TensorFlow
+and no .venv/, that check (mrnet.runtime.use_project_venv) does nothing.
 """
 
 import argparse
@@ -16,6 +20,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from mrnet.runtime import use_project_venv  # noqa: E402
+use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
 
 def parse_args(argv=None):

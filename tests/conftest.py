@@ -1,10 +1,14 @@
-"""Shared fixtures: tiny phantom datasets and a tiny real bundle, built once per test session."""
+"""Shared fixtures: tiny phantom datasets and a tiny real bundle, built once per test session.
 
+Started by a Python that lacks the dependencies beside setup.sh's .venv/ (its answer to an
+externally-managed Python), pytest re-runs itself there first (pytest_configure below): no numpy or
+TensorFlow import at this module's top, so that it gets that far."""
+
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,6 +16,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 for sub in ("submission", "train"):
     if str(ROOT / sub) not in sys.path:
         sys.path.insert(0, str(ROOT / sub))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """`python -m pytest ...` from a Python without TensorFlow, where ROOT/.venv/bin/python exists:
+    the same command under that python (mrnet.runtime.project_venv_python decides, as for the
+    commands). Output capture is stopped first, or the new process would write into pytest's
+    capture files."""
+    from mrnet.runtime import project_venv_python
+
+    python = project_venv_python(ROOT, importlib.util.find_spec("tensorflow"), sys.prefix)
+    if python is None:
+        return
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(str(python), [str(python), "-m", "pytest", *sys.argv[1:]])
 
 
 TINY_FIT_SEED = 3
@@ -70,8 +93,10 @@ def tiny_bundle(tiny_phantom, tiny_localiser, pretrained, tmp_path_factory):
     return work / "bundle"
 
 
-def write_layout(root, cases, n_slices=3, dtype=np.uint8):
+def write_layout(root, cases, n_slices=3, dtype="uint8"):
     """A minimal MRNet layout from tiny arrays: {split: {case: (abnormal, acl, meniscus)}}."""
+    import numpy as np
+
     root = Path(root)
     for split, labels in cases.items():
         for plane in ("sagittal", "coronal", "axial"):
