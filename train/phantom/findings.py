@@ -5,8 +5,8 @@ it again. Size and contrast are drawn per exam: some tears are obvious, some are
 
 The difficulty ladder scales what was drawn, never the draws themselves: `scale` multiplies a
 tear's dimensions and `contrast` its fluid signal, after the random numbers are taken, so the
-default rung (1, 1) reproduces the v3 series byte for byte and every rung has the same exams,
-labels and lesion positions, only smaller or fainter lesions.
+default rung (1, 1) is the plain phantom and every rung has the same exams, labels and lesion
+positions, only smaller or fainter lesions. Lesions take their tissue's signal (fluid, oedema).
 """
 
 import numpy as np
@@ -39,9 +39,10 @@ def acl_tear(rng, landmarks, scale=1.0, contrast=1.0):
     signal = min(1.0, rng.uniform(0.75, 1.0) * contrast)
     notch = rng.uniform([6, 7, 6], [9, 11, 9]) * scale
     return [
-        ellipsoid(mid + [0, 0, 1.0], notch, ("fluid", signal * 0.8), "ACL notch fluid"),
+        ellipsoid(mid + [0, 0, 1.0], notch, ("fluid", signal * 0.8), "ACL notch fluid", label="fluid"),
         # the gap stays wider than the ligament (radius <= 4 mm) on every rung: a tear, not a nick
-        capsule(mid - axis * gap / 2, mid + axis * gap / 2, 5.5 * scale ** 0.5, ("fluid", signal), "ACL tear"),
+        capsule(mid - axis * gap / 2, mid + axis * gap / 2, 5.5 * scale ** 0.5, ("fluid", signal), "ACL tear",
+                label="fluid"),
     ]
 
 
@@ -52,9 +53,11 @@ def meniscal_tear(rng, landmarks, scale=1.0, contrast=1.0):
     m = landmarks["menisci"][side]
     c = m["centre"]
     sign = 1.0 if horn == "anterior" else -1.0
-    r_mid = (m["r_in"] + m["r_out"]) / 2 + rng.uniform(-1.5, 2.5)
+    # mid-rim of the horn, in units of the ellipse (1 = outer rim), moved a little inward or outward
+    k = (m["inner"] + 1) / 2 + rng.uniform(-1.5, 2.5) / m["ay"]
     angle = rng.uniform(-0.5, 0.5)
-    point = c + np.array([r_mid * np.sin(angle), sign * r_mid * np.cos(angle), rng.uniform(-0.6, 0.6)], np.float32)
+    dy = sign * k * m["ay"] * np.cos(angle)
+    point = c + np.array([k * m["ax"] * np.sin(angle), dy, m["slope"] * dy + rng.uniform(-0.6, 0.6)], np.float32)
     if rng.random() < 0.6:  # horizontal cleavage tear
         normal = [rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15), 1.0]
     else:  # vertical tear through the horn, radial-ish
@@ -65,9 +68,9 @@ def meniscal_tear(rng, landmarks, scale=1.0, contrast=1.0):
     clip = [(point + e * extent * np.array(ax, np.float32), e * np.array(ax, np.float32))
             for ax in ([1, 0, 0], [0, 1, 0]) for e in (1, -1)]
     signal = min(1.0, rng.uniform(0.8, 1.0) * contrast)
-    tear = slab(point, normal, half_width, (point, extent * 1.5), ("fluid", signal),
-                f"meniscal tear {side} {horn}", clip=clip)
-    tear.within = meniscus(c, m["r_in"], m["r_out"], m["height"], m["inward_x"], m["gap"], "meniscus")
+    tear = slab(point, normal, half_width, extent * 1.5, ("fluid", signal),
+                f"meniscal tear {side} {horn}", clip=clip, label="fluid")
+    tear.within = meniscus(**m)
     return [tear], side
 
 
@@ -84,16 +87,16 @@ def other_findings(rng, landmarks, abnormal, required):
             fluid_scale = rng.uniform(2.2, 3.4)
         elif kind == "oedema":
             bone = rng.choice(["femur", "tibia"])
-            x = rng.choice([-1, 1]) * rng.uniform(10, 26)
+            x = rng.choice([-1, 1]) * rng.uniform(14, 32)
             surface = cartilage_point(landmarks, x, bone)
             depth = 1 if bone == "femur" else -1
             centre = surface + np.array([0, rng.uniform(-10, 10), depth * rng.uniform(7, 12)], np.float32)
             shapes.append(ellipsoid(centre, rng.uniform([5, 5, 4], [12, 12, 9]), ("oedema", rng.uniform(0.5, 1.0)),
-                                    f"marrow oedema {bone}", clip=[(surface, [0, 0, -depth])]))
+                                    f"marrow oedema {bone}", clip=[(surface, [0, 0, -depth])], label="oedema"))
         else:
             bone = rng.choice(["femur", "tibia"])
-            x = rng.choice([-1, 1]) * rng.uniform(12, 28)
+            x = rng.choice([-1, 1]) * rng.uniform(15, 33)
             centre = cartilage_point(landmarks, x, bone) + np.array([0, rng.uniform(-8, 8), 0], np.float32)
             shapes.append(ellipsoid(centre, rng.uniform([2.5, 2.5, 1.6], [5, 5, 2.2]), ("fluid", rng.uniform(0.7, 1.0)),
-                                    f"cartilage defect {bone}"))
+                                    f"cartilage defect {bone}", label="fluid"))
     return shapes, fluid_scale, kinds

@@ -18,7 +18,9 @@ from phantom.landmarks import ANATOMY, write_anatomy
 # style anatomical) write v3's series byte for byte, and phantom-truth.json records rung and style.
 # v5: the anatomy truth beside the series (phantom-anatomy.npz, tear centres in phantom-truth.json);
 # plain exams' series are v4's byte for byte, the randomised corpus gains clutter and wider shapes.
-GENERATOR_VERSION = 5
+# v6: a knee at real scale and shape (anatomy.py, measured against ../shared/REAL_KNEE.md by
+# geometry.py), textures, sub-label signals, left knees; the corpus randomised SynthSeg's way.
+GENERATOR_VERSION = 6
 DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.0, lesion_scale=1.0,
                 lesion_contrast=1.0, style="anatomical", randomise=False)
 CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
