@@ -152,14 +152,15 @@ def localiser_precision(folder, data_dir):
 
     out = {}
     for plane in ("sagittal", "coronal", "axial"):
-        slices, targets, _ = load_anatomy_slices([data_dir], plane, "valid")
-        out[plane] = precision(*locate(load_localiser(folder, plane), slices), targets)
+        slices, targets, exams = load_anatomy_slices([data_dir], plane, "valid")
+        out[plane] = precision(*locate(load_localiser(folder, plane), slices), targets, exams)
     return out
 
 
 def precision_text(measured):
-    return "; ".join(f"{plane}: " + ", ".join(f"{k} {v['median_px']:.1f}/{v['p90_px']:.1f} px F1 {v['f1']:.2f}"
-                                              for k, v in places.items()) for plane, places in measured.items())
+    from learning.localiser import precision_text as text
+
+    return "; ".join(f"{plane}: {text(places)}" for plane, places in measured.items())
 
 
 def run_fit(data_dir, recipe, seed, quick, work, flags):

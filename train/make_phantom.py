@@ -40,6 +40,9 @@ def main(argv=None):
     ap.add_argument("--style", default=DEFAULTS["style"], choices=STYLES, help="drawing and rendering (%(default)s)")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     ap.add_argument("--montage", type=Path, help="also write a PNG montage of the first exams (mid slices)")
+    ap.add_argument("--schematic", type=Path,
+                    help="also write a PNG of one knee's sagittal slices (a compartment, the notch) and a coronal "
+                         "and an axial one, each beside the map of the structures drawn there")
     args = ap.parse_args(argv)
     scale, contrast = RUNGS[args.rung or "v3"]
     scale = args.lesion_scale if args.lesion_scale is not None else scale
@@ -53,6 +56,9 @@ def main(argv=None):
     if args.montage:
         montage(out, args.montage)
         print(f"wrote {args.montage}")
+    if args.schematic:
+        schematic(args.seed, args.n_train, args.style, args.schematic)
+        print(f"wrote {args.schematic}")
 
 
 def montage(data_dir, out, rows=4):
@@ -78,6 +84,72 @@ def montage(data_dir, out, rows=4):
             axes[r, c].axis("off")
         axes[r, 0].text(0, 270, ", ".join(truth[case]["findings"]) or "normal", fontsize=8, va="top")
     fig.tight_layout()
+    fig.savefig(out, dpi=70)
+    plt.close(fig)
+
+
+# structures of the schematic, by sub-label: (colour, the sub-labels drawn in it)
+LEGEND = {
+    "bone marrow": ("#d9c27a", ("femoral marrow", "tibial marrow", "patellar marrow")),
+    "cortex": ("#6b5a2a", ("cortex",)),
+    "cartilage": ("#5fb7e5", ("femoral cartilage", "tibial cartilage", "patellar cartilage")),
+    "meniscus": ("#e8383d", ("medial meniscus", "lateral meniscus")),
+    "ACL": ("#ff9f1c", ("ACL",)),
+    "PCL, roots, collaterals": ("#b5651d", ("PCL", "meniscal root", "collateral ligament")),
+    "tendons": ("#8e44ad", ("tendon",)),
+    "fluid": ("#ffffff", ("fluid",)),
+    "fat": ("#f4e7c5", ("subcutaneous fat", "Hoffa fat", "popliteal fat", "prefemoral fat")),
+    "vessels, nerve": ("#2e86de", ("artery", "vein", "small vessels", "nerve")),
+}
+
+
+def schematic(seed, index, style, out):
+    """One knee's slices beside the map of its structures: where each is, painted in order without
+    signal or noise (render.paint's shapes and boxes), muscles grey."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    from phantom.anatomy import knee
+    from phantom.exam import make_exam
+    from phantom.render import Grid, rotation
+    from phantom.shapes import signed_distance
+
+    exam = make_exam(seed, index, style=style, with_anatomy=True)
+    shapes, _ = knee(np.random.default_rng(5), style=style)
+    colour = {label: to_rgb(c) for c, labels in LEGEND.values() for label in labels}
+    pose = (rotation(np.random.default_rng(0), 0.0), np.zeros(3, np.float32), 1.0)
+    views = [("sagittal", 0.3, "sagittal, a compartment"), ("sagittal", 0.5, "sagittal, the notch"),
+             ("coronal", 0.45, "coronal"), ("axial", 0.42, "axial, the joint")]
+    fig, axes = plt.subplots(2, len(views), figsize=(4 * len(views), 8.4))
+    for col, (plane, where, title) in enumerate(views):
+        series = exam["series"][plane]
+        horn = exam["anatomy"][plane][:, 1:, 0].any(axis=1)
+        k = int(np.flatnonzero(horn)[len(np.flatnonzero(horn)) // 2]) if plane != "sagittal" and horn.any() \
+            else int(where * len(series))
+        axes[0, col].imshow(series[k], cmap="gray", vmin=0, vmax=255)
+        axes[0, col].set_title(f"{title} (exam {index}, slice {k + 1}/{len(series)})", fontsize=9)
+        grid = Grid(plane, 31, 256, pose, [0.0, 0.0], 1.0)
+        k2 = int(where * 31)
+        rgb = np.zeros((256, 256, 3))
+        for shape in shapes:  # painted in the renderer's order: later shapes cover earlier ones
+            box = grid.box(shape)
+            if box is None or not (box[0].start <= k2 < box[0].stop):
+                continue
+            sub = (slice(k2, k2 + 1), box[1], box[2])
+            inside = signed_distance(shape, tuple(c[sub] for c in grid.knee))[0] < 0
+            rgb[box[1], box[2]][inside] = colour.get(shape.label, (0.45, 0.45, 0.45) if shape.tissue == "muscle"
+                                                     else (0.0, 0.0, 0.0))
+        axes[1, col].imshow(rgb)
+        axes[1, col].set_title(f"its structures ({plane}, knee {style}, no pose)", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.legend(handles=[Patch(color=c, label=name) for name, (c, _) in LEGEND.items()] +
+               [Patch(color=(0.45, 0.45, 0.45), label="muscle")], loc="lower center", ncol=6, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out, dpi=70)
     plt.close(fig)
 

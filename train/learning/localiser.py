@@ -204,10 +204,15 @@ def locate(model, slices, batch=128):
     return np.concatenate(centres), np.concatenate(presence)
 
 
-def precision(centres, presence, targets):
+def precision(centres, presence, targets, exams=None):
     """Per structure: median and 90th-percentile distance (px at 256) from the true centre on the
-    slices that hold the structure, and slice-presence precision, recall and F1 at 0.5."""
+    slices that hold the structure, and slice-presence precision, recall and F1 at 0.5. With `exams`
+    (each slice's exam, slices in stack order), also where no meniscus window belongs: the share of
+    sagittal notch slices (the cruciates, no horn) and of slices outside the joint given one
+    (phantom/geometry.notch_and_outside); meaningful on sagittal series."""
     import numpy as np
+
+    from phantom.geometry import notch_and_outside
 
     out = {}
     for k, name in enumerate(LOCALISED):
@@ -220,7 +225,28 @@ def precision(centres, presence, targets):
         out[name] = {"median_px": float(np.median(error)) if len(error) else None,
                      "p90_px": float(np.percentile(error, 90)) if len(error) else None,
                      "precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-9), "slices": int(truth.sum())}
+    if exams is not None:
+        meniscus = (presence[:, 1:] > 0.5).any(axis=1)
+        notch, outside = (np.concatenate(m) for m in zip(*(notch_and_outside(targets[exams == e])
+                                                          for e in dict.fromkeys(exams))))
+        order = np.concatenate([np.flatnonzero(exams == e) for e in dict.fromkeys(exams)])
+        meniscus = meniscus[order]
+        out["meniscus windows"] = {"on notch slices": float(meniscus[notch].mean()) if notch.any() else None,
+                                   "on slices outside the joint": float(meniscus[outside].mean()) if outside.any()
+                                   else None, "notch slices": int(notch.sum()), "outside slices": int(outside.sum())}
     return out
+
+
+def precision_text(measured):
+    """One line of precision's figures: each place's median / p90 error and F1, then the meniscus
+    windows given where none belongs."""
+    text = "  ".join(f"{k} {v['median_px']:.1f}/{v['p90_px']:.1f} px, F1 {v['f1']:.2f}"
+                     for k, v in measured.items() if k in LOCALISED and v["median_px"] is not None)
+    wrong = measured.get("meniscus windows")
+    if wrong:
+        text += "; meniscus windows on " + ", ".join(
+            f"{v:.0%} of {k[3:]}" for k, v in wrong.items() if k.startswith("on ") and v is not None)
+    return text
 
 
 def localise(args):
@@ -318,11 +344,9 @@ def train_localiser(args, plane, corpus_dirs, out_dir, devices=None):
     model.save_weights(str(out_dir / f"{plane}.weights.h5"))
     measured = {}
     for name, folders in [("corpus held out", corpus_dirs)] + [(d.parent.name, [d]) for d in args.measure_on]:
-        held, held_targets, _ = load_anatomy_slices(folders, plane, "valid")
-        measured[name] = precision(*locate(model, held), held_targets)
-        print(f"[{plane}] on {name}: " + "  ".join(
-            f"{k} {v['median_px']:.1f}/{v['p90_px']:.1f} px, F1 {v['f1']:.2f}" for k, v in measured[name].items()),
-            flush=True)
+        held, held_targets, held_exams = load_anatomy_slices(folders, plane, "valid")
+        measured[name] = precision(*locate(model, held), held_targets, held_exams)
+        print(f"[{plane}] on {name}: {precision_text(measured[name])}", flush=True)
     (plane_dir / "precision.json").write_text(json.dumps(measured, indent=1))
 
 

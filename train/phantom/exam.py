@@ -14,7 +14,7 @@ MIRROR = np.diag([-1.0, 1.0, 1.0]).astype(np.float32)  # a left knee: the right 
 
 
 def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, lesion_contrast=1.0,
-              style="anatomical", randomise=False, with_anatomy=False):
+              style="anatomical", randomise=False, with_anatomy=False, bad_stacks=None):
     """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
 
     With `with_masks`, also the boolean masks of every lesion and of key structures, per plane.
@@ -29,6 +29,8 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
     shift and in-plane rotation (+/-15 degrees), other textures and soft-tissue distractors
     (anatomy.shape_jitter, anatomy.distractors). These draws come from a stream of their own, so the
     exam's labels, findings and slice counts are those of the same (seed, index) without it.
+    `bad_stacks` ({plane: kind}) makes those stacks bad whatever the draw: a benchmark's stacks that
+    miss the knee ("knee outside the field of view"), on which a localiser must find nothing.
     """
     rng = np.random.default_rng([seed, index])
     style_rng = np.random.default_rng([seed, index, 0x5EED]) if randomise else None
@@ -83,8 +85,9 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
             normal = int(np.argmax(np.abs(GEOMETRY[plane]["normal"])))  # in-plane: about the slices' normal
             plane_pose = (axis_turn(normal, np.deg2rad(style_rng.uniform(-15, 15))) @ pose[0],
                           pose[1] + style_rng.uniform(-14, 14, 3).astype(np.float32), pose[2])
-            if rendering["outside"] is not None:
+            if rendering["outside"]:
                 kind = "knee outside the field of view"
+        kind = (bad_stacks or {}).get(plane, kind)
         if kind:
             bad[plane] = kind
         series[plane], plane_masks = render_stack(rng, plane, shapes + lesion_shapes, plane_pose, render_size,

@@ -41,6 +41,27 @@ def _runs(flags):
     return list(zip(edges[::2], edges[1::2]))
 
 
+def notch_and_outside(marks):
+    """Boolean (slices,) masks of one sagittal series's notch slices (the longest run without a horn
+    between the first and the last slice that shows one) and of its slices outside the joint (before
+    the first and after the last slice that shows a horn or the ACL): where a localiser must place
+    no meniscus window."""
+    present = marks[..., 0] > 0
+    horn = present[:, HORN_A] | present[:, HORN_B]
+    seen = horn | present[:, ACL]
+    notch, outside = np.zeros(len(marks), bool), np.ones(len(marks), bool)
+    if seen.any():
+        first, last = np.flatnonzero(seen)[[0, -1]]
+        outside[first:last + 1] = False
+    if horn.any():
+        lo, hi = np.flatnonzero(horn)[[0, -1]]
+        gaps = [(a + lo, b + lo) for a, b in _runs(~horn[lo:hi + 1])]
+        if gaps:
+            start, stop = max(gaps, key=lambda g: g[1] - g[0])
+            notch[start:stop] = True
+    return notch, outside
+
+
 def series_figures(marks):
     """REAL_KNEE.md's figures of one sagittal series from its anatomy truth (slices, places, 5):
     {figure: value}, a figure absent where the series has nothing to measure it on."""

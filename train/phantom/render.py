@@ -308,8 +308,7 @@ def random_rendering(rng, plane, style):
             "fat_failure": plane in FAT_SUPPRESSED and rng.random() < 0.2,
             "texture_amplitude": float(rng.uniform(0.4, 1.8)),
             # a stack that misses the knee: the localiser must find nothing on it
-            "outside": rng.choice([-1, 1], 2) * rng.uniform(0.8, 1.0, 2) * GEOMETRY[plane]["fov"]
-            if rng.random() < 0.04 else None}
+            "outside": bool(rng.random() < 0.04)}
 
 
 def random_signals(shapes, table, rendering):
@@ -344,11 +343,11 @@ def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anato
     if bad == "out of field of view":
         shift = rng.choice([-1, 1], 2) * rng.uniform(55, 75, 2)
     coverage = rng.uniform(0.9, 1.08)
-    if rendering is not None and rendering["outside"] is not None:
-        shift = rendering["outside"]
     own = np.random.default_rng(rng.integers(1 << 63))  # the plain look of this stack
     table = CONTRAST[style][plane]
     look, size = (own, size) if rendering is None else (rendering["rng"], rendering["render_size"] or size)
+    if bad == "knee outside the field of view":  # from the look's stream: the exam's own draws stay
+        shift = look.choice([-1, 1], 2) * look.uniform(0.8, 1.0, 2) * GEOMETRY[plane]["fov"]
     waves = waves or texture_waves(np.random.default_rng(0))
     if rendering is None:
         signals = label_signals(shapes, table, own)
