@@ -145,11 +145,12 @@ def main(argv=None):
         print("worker: training done; the chief writes the bundle")
         return
 
-    # 4. the combiner: a logistic regression per task over the nine plane logits, fit on tune
-    from learning.combine import fit_combiner
+    # 4. the combiner, fit on tune: per task the simplest of the mean of its planes, one plane, LR over
+    # its three logits or over all nine that repeated CV cannot tell from the best (learning/combine.py)
+    from learning.combine import choices, fit_combiner
     from mrnet import combiner as comb
 
-    combiner = fit_combiner(logits["tune"], targets["tune"], fit_on="train (tuning part)")
+    combiner = fit_combiner(logits["tune"], targets["tune"], fit_on="train (tuning part)", seed=args.seed)
     combined = {name: comb.apply(combiner, logits[name]) for name in splits}
 
     # 5. the report: AUC per plane and combined, on valid and tune, and the training curves
@@ -157,12 +158,13 @@ def main(argv=None):
     from learning.report import auc_table, plot_curves, print_table
 
     table = auc_table(logits, combined, targets)
-    print_table(table)
+    print_table(table, combiner)
     localised = report_localised(run_dir) if args.crops else None
     plot_curves(run_dir, PLANES, run_dir / "training_curves.png")
     print(f"training curves: {run_dir / 'training_curves.png'}")
-    save_json({"auc": table, "localised": localised, "seconds": round(time.perf_counter() - start, 1)},
-              run_dir / "report.json", indent=1)
+    save_json({"auc": table, "combiner": choices(combiner), "localised": localised,
+               "split": {"data_dir": str(data_dir), "seed": args.seed, "tune_fraction": args.tune_fraction},
+               "seconds": round(time.perf_counter() - start, 1)}, run_dir / "report.json", indent=1)
 
     # 6. freeze the bundle: SavedModels, combiner, manifest, checksums; written whole or not at all
     if args.crops and args.localiser == "truth":

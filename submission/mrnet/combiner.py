@@ -1,6 +1,10 @@
-"""The plane combiner as plain JSON: per task, a logistic regression over the nine plane logits.
+"""The plane combiner as plain JSON: per task, a linear score of the nine plane logits through a sigmoid.
 
-Prediction applies it with numpy alone; fitting (scikit-learn) lives in train/. No pickle.
+Whatever train/learning/combine.py chose for a task (the mean of its planes, one plane, a logistic
+regression over three or nine logits; standardisation and calibration folded in), it is stored as
+nine coefficients and an intercept on the raw logits: all that `apply` reads and `validate`
+checks. The rest of the JSON (candidates' CV AUCs, the choice and why) is the record. Prediction
+applies it with numpy alone; fitting (scikit-learn) lives in train/. No pickle.
 """
 
 import numpy as np
@@ -32,10 +36,11 @@ def validate(combiner):
         if combiner["features"] != FEATURES:
             return f"combiner features {combiner['features']} are not {FEATURES}"
         for task in TASKS:
-            coef = combiner["tasks"][task]["coef"]
-            if len(coef) != len(FEATURES) or not np.all(np.isfinite(coef)):
+            coef = np.asarray(combiner["tasks"][task]["coef"], np.float64)
+            if coef.shape != (len(FEATURES),) or not np.all(np.isfinite(coef)):
                 return f"combiner coefficients for {task} are malformed"
-            float(combiner["tasks"][task]["intercept"])
+            if not np.isfinite(float(combiner["tasks"][task]["intercept"])):
+                return f"combiner intercept for {task} is not finite"
     except (KeyError, TypeError, ValueError) as e:
         return f"combiner malformed ({e})"
     return None

@@ -213,5 +213,8 @@ def build_manifest(config, data_dir, labels, table, combiner, input_size):
         "metrics": {"valid_auc": table["valid"], "tune_auc": table["tune"],
                     "note": "valid: held out from training, model selection and the combiner; "
                             "tune: part of train used for early stopping and fitting the combiner"},
-        "combiner": {"fit_on": combiner["fit_on"], "n_exams": combiner["n_exams"]},
+        "combiner": {"fit_on": combiner["fit_on"], "n_exams": combiner["n_exams"],
+                     "choice": {task: {"choice": entry.get("choice", "lr9"), "text": entry.get("choice_text"),
+                                       "why": entry.get("why", entry.get("note"))}
+                                for task, entry in combiner["tasks"].items()}},
     }

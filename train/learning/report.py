@@ -24,8 +24,16 @@ def auc_table(plane_logits, combined, labels):
     return table
 
 
-def print_table(table):
-    """Cells read as evaluate.py reads them: 'undefined (one class)', and a mean that names its tasks."""
+def combiner_line(combiner):
+    """'combined: abnormal mean of 3 planes, acl sagittal plane, meniscus LR over 9': what each task got."""
+    from learning.combine import choices
+
+    return "combined: " + ", ".join(f"{task} {text}" for task, text in choices(combiner).items())
+
+
+def print_table(table, combiner=None):
+    """Cells read as evaluate.py reads them: 'undefined (one class)', and a mean that names its tasks;
+    with the combiner, a line under the valid table saying which combination each task got."""
     from scoring.metrics import auc_text
 
     notes = {"fit": "seen in training", "tune": "seen by model selection and the combiner",
@@ -37,6 +45,8 @@ def print_table(table):
         print(f"{'':10s}" + "".join(f"{t:>{width}s}" for t in TASKS) + "  mean")
         for row, aucs in rows.items():
             print(f"{row:10s}" + "".join(f"{auc_text(aucs[t]):>{width}s}" for t in TASKS) + f"  {aucs['mean_text']}")
+        if split == "valid" and combiner is not None:
+            print(combiner_line(combiner))
 
 
 def plot_curves(run_dir, planes, out):
