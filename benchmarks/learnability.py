@@ -120,22 +120,27 @@ def dataset(name, quick, train_exams=None):
 
 def artefact(command, style, quick, extra=(), cache={}):
     """localise.py's or pretrain.py's folder trained on a corpus of `style` only, made once (reused
-    from an earlier run when its manifest names exactly that corpus): (folder, seconds it took)."""
+    from an earlier run when its manifest records exactly the recipe this run asks for, corpus
+    included: learning/artefacts.recipe_of): (folder, seconds it took)."""
+    from learning.artefacts import matches, recipe_of
+    from learning.recipe import LocaliseConfig, PretrainConfig, parse
+
     key = (command, style, tuple(extra))
     if key in cache:
         return cache[key]
     name = command.removesuffix(".py") + "-" + "-".join(a.strip("-") for a in extra) + f"-{style}-only"
     out = ROOT / "runs" / (name.replace("--", "-") + ("-quick" if quick else ""))
-    if (out / "manifest.json").is_file() and json.loads((out / "manifest.json").read_text())["corpus"]["styles"] == [style]:
+    # one style's corpus of about the default corpus's size over both styles (learning/artefacts.py)
+    size = ["--corpus-exams", "60", "--epochs", "2"] if quick else ["--corpus-exams", "200"]
+    flags = ["--out", str(out), "--corpus-styles", style, "--quiet", *extra, *size]
+    config = parse(LocaliseConfig if command == "localise.py" else PretrainConfig, None, flags)
+    if matches(out, recipe_of(config)):
         cache[key] = (out, 0.0)
         print(f"{command} on the {style} style only: reusing {out}", flush=True)
         return cache[key]
-    # one style's corpus of about the default corpus's size over both styles (learning/corpus.py)
-    size = ["--corpus-exams", "60", "--epochs", "2"] if quick else ["--corpus-exams", "200"]
-    cmd = [sys.executable, str(ROOT / "train" / command), "--out", str(out), "--corpus-styles", style, "--quiet",
-           *extra, *size]
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    result = subprocess.run([sys.executable, str(ROOT / "train" / command), *flags], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if result.returncode != 0:
         raise SystemExit(f"learnability: {command} failed ({style}):\n{result.stderr[-3000:]}")
     cache[key] = (out, time.perf_counter() - start)

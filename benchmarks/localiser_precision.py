@@ -35,7 +35,7 @@ def bad_stacks(style, count, seed=4242):
 
     out = {plane: [] for plane in PLANES}
     for index in range(count):
-        exam = make_exam(seed, index, style=style, bad_stacks={p: "knee outside the field of view" for p in PLANES})
+        exam = make_exam(seed, index, style=style, bad_stacks={p: "out of field of view" for p in PLANES})
         for plane in PLANES:
             out[plane].append(exam["series"][plane])
     return out

@@ -7,7 +7,7 @@ Each figure is measured from the anatomy truth the way REAL_KNEE.md measured the
 (phantom/geometry.py): median and 10-90 % range over the series, beside the real median and range.
 A figure whose phantom median is outside the real range is marked OUTSIDE: the localiser would learn
 another knee there. The exams are the default phantom's validation exams (seed 0, from index 240);
-the corpus's are the randomised corpus's (its seed, learning/corpus.py).
+the corpus's are the randomised corpus's (its seed, learning/artefacts.py).
 """
 
 import argparse

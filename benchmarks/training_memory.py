@@ -50,7 +50,7 @@ def child(row, steps):
     from learning.distributed import Devices
     from learning.model import build_model
     from learning.parallel import peak_rss_gib
-    from learning.recipe import model_config, recipe_args
+    from learning.recipe import fit_config, model_config
     from learning.training import compile_plane
 
     backbone, size, batch, *rest = row.split("-")
@@ -69,9 +69,10 @@ def child(row, steps):
         scratch.get_layer(backbone).get_layer(backbone).save_weights(weights)
         del scratch
     # fit.py's whole-slice model, loss, optimiser and metric at this backbone and size
-    flags = recipe_args(backbone=backbone, input_size=size, weights=weights, crops=False, steps_per_execution=1)
-    model = build_model(**model_config(flags), pooled_input=pooled)
-    compile_plane(model, flags, 10, 2, [1.0, 1.0, 1.0],
+    config = fit_config(model={"backbone": backbone, "input_size": size, "weights": weights, "crops": False},
+                        compute={"steps_per_execution": 1})
+    model = build_model(**model_config(config.model), pooled_input=pooled)
+    compile_plane(model, config.training.lr, config.compute, 10, 2, [1.0, 1.0, 1.0],
                   Devices(strategy=None, xla="noxla" not in rest, replicas=1, workers=1, index=0))
     counts = np.array([32] * (batch // 32) + ([batch % 32] if batch % 32 else []), np.int32)
     rng = np.random.default_rng(0)

@@ -103,7 +103,7 @@ def child(args):
     from learning.distributed import Devices
     from learning.model import build_model
     from learning.pipeline import count_batches, headers, make_dataset
-    from learning.recipe import model_config, recipe_args
+    from learning.recipe import fit_config, model_config
     from learning.training import compile_plane, positive_weights
     from mrnet.contract import TASKS
     from mrnet.layout import read_labels, series_path
@@ -117,9 +117,9 @@ def child(args):
     counts = np.array([info[0][0] for info in headers(paths)])
     keras.utils.set_random_seed(0)
     # fit.py's whole-slice model, loss, optimiser, schedule and metric (learning/recipe.py, training.py)
-    flags = recipe_args(input_size=args.input_size, batch_slices=args.batch_slices, crops=False,
-                        steps_per_execution=spe)
-    model = build_model(**model_config(flags), pooled_input=pooled)
+    config = fit_config(model={"input_size": args.input_size, "crops": False},
+                        compute={"batch_slices": args.batch_slices, "steps_per_execution": spe})
+    model = build_model(**model_config(config.model), pooled_input=pooled)
     if pipeline == "padded":
         per_batch = max(1, round(args.batch_slices / counts.mean()))
         model = padded_model(model, int(counts.max()))
@@ -127,7 +127,8 @@ def child(args):
     else:
         data = make_dataset(paths, y, args.batch_slices, shuffle=True, static=pipeline == "static",
                             input_size=args.input_size if pooled else None)
-    compile_plane(model, flags, count_batches(paths, args.batch_slices), args.epochs + 1, positive_weights(y),
+    compile_plane(model, config.training.lr, config.compute, count_batches(paths, args.batch_slices), args.epochs + 1,
+                  positive_weights(y),
                   Devices(strategy=None, xla=xla, replicas=1, workers=1, index=0))
     model.fit(data, epochs=1, verbose=0)  # warm-up: tracing and compiling
     cpu0, start = os.times(), time.perf_counter()

@@ -65,7 +65,15 @@ def test_fit_is_quiet_and_says_where_its_windows_came_from(tiny_phantom, tmp_pat
     assert "nan" not in screen.lower() and "RuntimeWarning" not in screen
     assert "devices: 0 GPU(s)" in screen  # our own device line stays
     log = (tmp_path / "run" / "sagittal" / "train.log").read_text()  # each plane's worker says it in its log
-    assert "[sagittal] windows placed by the phantom truth; fit: 0 of 8 exams" in log
+    # at the true anatomy, only a stack whose knee is outside the field of view has no place on any slice
+    from learning.pipeline import split
+    from mrnet.layout import read_labels
+    from phantom.writer import read_truth
+
+    fit_exams = split(read_labels(tiny_phantom), 0.5, 0)[0]["fit"].index
+    outside = sum(read_truth(tiny_phantom)["exams"][c]["bad_stacks"].get("sagittal") == "out of field of view"
+                  for c in fit_exams)
+    assert f"[sagittal] windows placed by the phantom truth; fit: {outside} of {len(fit_exams)} exams" in log
     assert "crops, axial: fit 0 of" in screen and "bundle: none (--localiser truth" in screen
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     coronal = report["localised"]["coronal"]["valid"]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from learning.crops import MARGIN, SCALE, WINDOW, crop_size, crops_at, cut_windows
-from phantom.landmarks import LOCALISED, places, slice_landmarks
+from mrnet.contract import PLACES
+from phantom.landmarks import places, slice_landmarks
 
 
 def test_windows_are_the_image_around_each_centre_with_black_past_the_edges():
@@ -60,7 +61,7 @@ def _meniscus_masks():
 def test_sagittal_landmarks_split_a_meniscus_into_its_horns():
     masks = _meniscus_masks()
     marks = slice_landmarks(masks, "sagittal")
-    assert marks.shape == (4, len(LOCALISED), 5)
+    assert marks.shape == (4, len(PLACES), 5)
     np.testing.assert_array_equal(marks[:, :, 0], [[1, 0, 0], [0, 1, 1], [0, 0, 0], [0, 0, 0]])
     np.testing.assert_allclose(marks[0, 0], [1, 114.5, 123.5, 30, 8])
     np.testing.assert_allclose(marks[1, 1], [1, 142.5, 109.5, 6, 20])  # anterior horn

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANES = ("sagittal", "coronal", "axial")
-EXAMS, EPOCHS = (120, 60), 8  # the trained check's phantom (train, valid) and schedule
+EXAMS, EPOCHS = (160, 100), 10  # the trained check's phantom (train, valid) and schedule
 
 
 def test_each_slice_score_is_that_slice_as_a_one_slice_exam(tiny_phantom, tiny_bundle):
@@ -104,7 +104,7 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     from learning.export import export_plane
     from learning.model import build_model
     from learning.pipeline import count_batches, make_dataset
-    from learning.recipe import model_config, recipe_args
+    from learning.recipe import fit_config, model_config
     from learning.training import compile_plane, positive_weights
     from mrnet.layout import read_labels, series_path
     from phantom.writer import write_phantom
@@ -116,11 +116,12 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     paths = [series_path(data, "train", "sagittal", c) for c in train.index]
     y = train[["abnormal", "acl", "meniscus"]].values
     keras.utils.set_random_seed(0)
-    args = recipe_args(crops=False)
-    model = build_model(**model_config(args), pooled_input=True)
-    steps = count_batches(paths, args.batch_slices)
-    compile_plane(model, args, steps, EPOCHS, positive_weights(y), Devices(None, xla=True, replicas=1, workers=1, index=0))
-    model.fit(make_dataset(paths, y, args.batch_slices, shuffle=True, static=True, input_size=args.input_size),
+    config = fit_config(model={"crops": False})
+    model = build_model(**model_config(config.model), pooled_input=True)
+    steps = count_batches(paths, config.compute.batch_slices)
+    compile_plane(model, config.training.lr, config.compute, steps, EPOCHS, positive_weights(y), Devices(None, xla=True, replicas=1, workers=1, index=0))
+    model.fit(make_dataset(paths, y, config.compute.batch_slices, shuffle=True, static=True,
+                           input_size=config.model.input_size),
               epochs=EPOCHS, verbose=0)
     export_plane(model, tmp_path / "sagittal")
 

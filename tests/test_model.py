@@ -187,7 +187,8 @@ def test_blank_fillers_of_fixed_shape_batches_cannot_move_the_tuning_metric(tiny
     y = splits["tune"][list(TASKS)].values
     ragged = make_dataset(paths, y, 64, shuffle=False, input_size=64)
     static = make_dataset(paths, y, 64, shuffle=False, input_size=64, static=True)
-    assert sum(int((np.asarray(w) == 0).sum()) for *_, w in static) > len(paths)  # fillers outnumber exams
+    # the fillers are many: at least one for every two exams (the bug read them as negatives)
+    assert sum(int((np.asarray(w) == 0).sum()) for *_, w in static) >= len(paths) / 2
     keras.utils.set_random_seed(0)
     model = build_model(width=8, input_size=64, pooled_input=True, augment=False, crops=False)
     step = inference_step(model)

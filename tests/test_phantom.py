@@ -168,7 +168,7 @@ def test_geometry_matches_a_real_knee(style):
     summary = summarise([exam_figures(e) for e in exams])
     assert set(REAL) - set(summary) == set(), set(REAL) - set(summary)
     assert outside_real(summary) == [], outside_real(summary)
-    for exam in exams:
+    for exam in (e for e in exams if not e["bad"].get("sagittal")):
         marks = exam["anatomy"]["sagittal"]
         horn = (marks[:, 1:, 0] > 0).any(axis=1)
         lo, hi = np.flatnonzero(horn)[[0, -1]]
@@ -183,7 +183,7 @@ def test_corpus_stack_that_misses_the_knee_shows_no_structure():
     for index in range(120):
         exam = make_exam(7919, index, render_size=64, randomise=True, with_anatomy=True)
         for plane, kind in exam["bad"].items():
-            if kind == "knee outside the field of view":
+            if kind == "out of field of view":
                 seen += 1
                 assert not (exam["anatomy"][plane][..., 0] > 0).any(), (index, plane)
         if seen >= 2:

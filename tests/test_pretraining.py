@@ -6,14 +6,16 @@ import os
 import re
 import subprocess
 import sys
-from argparse import Namespace
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from learning.pretraining import check_init, epoch_batches, init_shape, slice_targets
-from learning.recipe import MODEL_KEYS, recipe_args
+from learning.artefacts import check_init, init_shape
+from learning.pipeline import epoch_indices
+from learning.pretraining import slice_targets
+from learning.recipe import MODEL_KEYS, Model, fit_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = ["--width", "8", "--crop-width", "8", "--input-size", "64"]
@@ -34,7 +36,8 @@ def test_slice_labels_come_from_where_the_generator_drew_each_lesion():
 def test_each_epoch_holds_every_positive_slice_and_as_many_others():
     targets = np.zeros((500, 3), np.float32)
     targets[[3, 70, 71, 300], 1] = 1
-    batches = epoch_batches(targets, 4, np.random.default_rng(0))
+    shows = targets.any(axis=1)
+    batches = epoch_indices(shows, 4, np.random.default_rng(0), int(shows.sum()))
     chosen = batches.ravel()
     assert batches.shape[1] == 4 and len(set(chosen)) == len(chosen)
     assert {3, 70, 71, 300} <= set(chosen.tolist()) and len(chosen) == 8
@@ -50,38 +53,38 @@ def test_pretrain_writes_weights_and_a_manifest_that_fit_checks(pretrained, tiny
 
     manifest = json.loads((pretrained / "manifest.json").read_text())
     assert manifest["planes"] == ["sagittal", "coronal", "axial"]
-    assert manifest["corpus"] == {"generator_version": 5, "seeds": [3], "styles": ["anatomical"], "randomised": [False],
+    assert manifest["corpus"] == {"generator_version": 6, "seeds": [3], "styles": ["anatomical"], "randomised": [False],
                                   "exams": {"train": 12, "valid": 6}}
-    assert manifest["model"] == {"target": "windows", "crop_width": 8}
+    assert manifest["model"] == {"target": "windows", "crop_width": 8, "space_pool": "avgmax"}
+    assert manifest["made_by"] == "python train/pretrain.py" and manifest["configuration"]["model"]["crop_width"] == 8
     model = window_model(8, "avgmax")
     model.get_layer("window_network").load_weights(str(pretrained / "sagittal.weights.h5"))
     windows, kinds, labels = load_windows([tiny_phantom], "sagittal", "valid", 0)
     assert windows.shape[1:] == (crop_size(), crop_size()) and set(kinds) == {0, 1}
     scores = np.asarray(model({"windows": windows, "kind": kinds}))
-    recorded = manifest["held_out_auc"]["sagittal"]
+    recorded = manifest["measured"]["held_out_auc"]["sagittal"]
     for k, task in enumerate(("acl", "meniscus")):
         y, s = labels[kinds == k], scores[kinds == k]
         expected = roc_auc_score(y, s) if 0 < y.sum() < len(y) else None
         assert recorded[task] == (pytest.approx(expected, abs=1e-4) if expected is not None else None)
-    args = Namespace(crops=True, crop_width=8)
-    assert check_init(pretrained, args, "sagittal") == pretrained / "sagittal.weights.h5"
+    crops = Model(crops=True, crop_width=8)
+    assert check_init(pretrained, crops, "sagittal") == pretrained / "sagittal.weights.h5"
     with pytest.raises(SystemExit, match="another model shape: --crop-width 8 \\(this run: 16\\)"):
-        check_init(pretrained, Namespace(crops=True, crop_width=16), "sagittal")
-    whole = recipe_args(width=8, crops=False)  # a whole-slice run cannot start from window weights
+        check_init(pretrained, Model(crops=True, crop_width=16), "sagittal")
+    whole = fit_config(model={"width": 8, "crops": False}).model  # a whole-slice run cannot start from window weights
     with pytest.raises(SystemExit, match="another model shape: --target windows \\(this run: slices\\)"):
         check_init(pretrained, whole, "sagittal")
     assert init_shape(whole) == {"target": "slices", **{k: getattr(whole, k) for k in MODEL_KEYS if k != "seed"}}
     partial = tmp_path / "partial"
-    partial.mkdir()
+    shutil.copytree(pretrained, partial)
     (partial / "manifest.json").write_text(json.dumps({**manifest, "planes": ["sagittal"]}))
     with pytest.raises(SystemExit, match="no weights for plane axial"):
-        check_init(partial, args, "axial")
+        check_init(partial, crops, "axial")
     tampered = tmp_path / "tampered"
-    tampered.mkdir()
-    (tampered / "manifest.json").write_text((pretrained / "manifest.json").read_text())
+    shutil.copytree(pretrained, tampered)
     (tampered / "sagittal.weights.h5").write_bytes((pretrained / "sagittal.weights.h5").read_bytes() + b"x")
-    with pytest.raises(SystemExit, match="does not match its manifest's sha256"):
-        check_init(tampered, args, "sagittal")
+    with pytest.raises(SystemExit, match="sagittal.weights.h5: checksum mismatch"):
+        check_init(tampered, crops, "sagittal")
 
 
 @pytest.mark.slow
@@ -108,9 +111,10 @@ def test_fit_starts_from_the_pretrained_window_network_and_can_hold_it_still(pre
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = (bundle / "manifest.json").read_text()
     manifest = json.loads(text)
-    training = manifest["training"]
+    training = manifest["configuration"]["training"]  # fit.py's settings, the init and localiser by name
     assert training["init"] == "pretrained" and training["lr"] == 0 and training["freeze_epochs"] == 1
-    assert training["init_weights"]["sagittal"]["sha256"] == json.loads(
+    assert training["localiser"] == tiny_localiser.name and manifest["configuration"]["model"]["crop_width"] == 8
+    assert manifest["init"]["sagittal"]["sha256"] == json.loads(
         (pretrained / "manifest.json").read_text())["files"]["sagittal.weights.h5"]
     assert manifest["localiser"]["folder"] == tiny_localiser.name and manifest["localiser"]["files"] == json.loads(
         (tiny_localiser / "manifest.json").read_text())["files"]

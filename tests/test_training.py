@@ -164,7 +164,7 @@ def test_the_slice_budget_follows_the_backbone_unless_given():
     import fit
 
     def budget(*flags):
-        return fit.parse_args(list(flags)).batch_slices
+        return fit.parse_args(list(flags)).compute.batch_slices
 
     assert budget() == 96 and budget("--backbone", "efficientnetb0", "--input-size", "128") == 96
     assert budget("--backbone", "efficientnetb0", "--input-size", "256", "--weights", "imagenet") == 32

@@ -28,15 +28,15 @@ def main(argv=None):
     ap.add_argument("--task", default="acl", choices=["acl", "meniscus"])
     ap.add_argument("--plane", default="sagittal", choices=["sagittal", "coronal", "axial"])
     args = ap.parse_args(argv)
-    if args.data_dir is None:
-        from phantom.writer import default_phantom
-        args.data_dir = default_phantom()
+    from phantom.writer import default_phantom
+
+    data_dir = args.data_dir or default_phantom()
     from mrnet.infer import load_bundle
     from scoring.explanations import hit_rates
 
     _, _, models = load_bundle(args.bundle)
     finding = {"acl": "ACL tear", "meniscus": "meniscal tear"}[args.task]
-    rates, n = hit_rates(models, args.data_dir, tuple(args.k), args.plane, args.task, finding)
+    rates, n = hit_rates(models, data_dir, tuple(args.k), args.plane, args.task, finding)
     print(f"{finding} exams in valid: {n}")
     for k in args.k:
         hit, base = rates[k]

@@ -4,7 +4,7 @@
     python train/localise.py --out runs/loc-geo --corpus-styles geometric \
         --measure-on .cache/phantom-v5-seed0-n240+80-r128-noise0.0/MRNet-v1.0   # precision on a style it never saw
 
-The corpus is the randomised phantom (learning/corpus.py, generated on first use into the cache: its
+The corpus is the randomised phantom (learning/artefacts.py, generated on first use into the cache: its
 own seed, so never an exam fit.py trains or is scored on; random contrast, coil, noise and blur per
 stack, wider knee proportions and pose, soft-tissue clutter), with the anatomy truth the phantom
 writes beside every series (phantom/landmarks.py). Each plane's network learns, per slice, a heat
@@ -24,19 +24,18 @@ sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with p
 from mrnet.runtime import use_project_venv  # noqa: E402
 use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
-from learning.corpus import artefact_parser  # noqa: E402
-from learning.recipe import add_localiser_arguments  # noqa: E402
+from learning.recipe import LocaliseConfig, parse  # noqa: E402
 
 
 def main(argv=None):
-    args = artefact_parser(__doc__, add_localiser_arguments).parse_args(argv)
+    config = parse(LocaliseConfig, __doc__, argv, required=("out",))
     start = time.perf_counter()
     from mrnet import runtime
 
-    runtime.configure(args.verbose)
+    runtime.configure(config.compute.verbose)
     from learning.localiser import localise
 
-    out = localise(args)
+    out = localise(config)
     print(f"localiser: {out}  ({time.perf_counter() - start:.0f} s in all)")
     return out
 

@@ -7,7 +7,7 @@
 
 The corpus is generated on first use into the cache (phantom exams of their own seed, never those
 fit.py trains or is evaluated on), with a random contrast, coil, noise, blur and lesion size per
-stack (learning/corpus.py). With --crops (--target windows) every window the crop branch would see,
+stack (learning/artefacts.py). With --crops (--target windows) every window the crop branch would see,
 cut at the true place of the ACL or a meniscus, is labelled by whether a tear lies in it; without
 (--target slices) every slice is a one-slice exam (learning/pretraining.py). The network is built
 from the same model flags as fit.py's (learning/recipe.py), so the weights load into fit.py's model
@@ -26,27 +26,20 @@ sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with p
 from mrnet.runtime import use_project_venv  # noqa: E402
 use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
-from learning.corpus import artefact_parser  # noqa: E402
-from learning.pretraining import add_pretraining_arguments  # noqa: E402
-from learning.recipe import slice_budget  # noqa: E402
+from learning.recipe import PretrainConfig, parse  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*ran out of data.*")
-warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 
 def main(argv=None):
-    ap = artefact_parser(__doc__, add_pretraining_arguments)
-    args = ap.parse_args(argv)
-    if args.backbone != "compact":
-        ap.error("--backbone: pretraining is for the compact backbone (keras.applications ones take --weights)")
-    args.batch_slices = slice_budget(args)
+    config = parse(PretrainConfig, __doc__, argv, required=("out",))
     start = time.perf_counter()
     from mrnet import runtime
 
-    runtime.configure(args.verbose)
+    runtime.configure(config.compute.verbose)
     from learning.pretraining import pretrain
 
-    out = pretrain(args)
+    out = pretrain(config)
     print(f"pretrained: {out}  ({time.perf_counter() - start:.0f} s in all)")
     return out
 

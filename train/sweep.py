@@ -25,6 +25,7 @@ from learning.recipe import MODEL_KEYS  # noqa: E402
 
 ROUND = 32
 GRID_KEYS = ("lr", "weight_decay", *(k for k in MODEL_KEYS if k not in ("backbone", "weights", "crops", "seed")))
+SECTION = {"lr": "training", "weight_decay": "compute"}  # the rest are the model's
 
 
 def parse_args(argv=None):
@@ -44,9 +45,12 @@ def parse_args(argv=None):
 
 def recipes(grid):
     """Every combination of the grid's values, each over the recipe's defaults (learning/recipe.py)."""
-    from learning.recipe import recipe_args
+    from dataclasses import asdict
 
-    base = vars(recipe_args())
+    from learning.recipe import fit_config
+
+    config = fit_config()
+    base = {**asdict(config.model), "lr": config.training.lr, "weight_decay": config.compute.weight_decay}
     axes = []
     for item in grid:
         key, values = item.split("=", 1)
@@ -83,7 +87,7 @@ def main(argv=None):
     from learning.distributed import Devices
     from learning.model import build_model
     from learning.pipeline import split
-    from learning.recipe import model_config, recipe_args
+    from learning.recipe import fit_config, model_config
     from learning.training import compile_plane, positive_weights
     from mrnet.contract import TASKS
     from mrnet.layout import read_labels, series_path
@@ -106,9 +110,12 @@ def main(argv=None):
     results = []
     for recipe in recipes(args.grid):
         keras.utils.set_random_seed(args.seed)
-        flags = recipe_args(**recipe, seed=args.seed, crops=False)  # whole slices: the sweep has no localiser
-        model = build_model(**model_config(flags))  # fit.py's model, loss, optimiser and metric
-        compile_plane(model, flags, steps, args.epochs, positive_weights(data["fit"][1]),
+        sections = {"model": {"seed": args.seed, "crops": False}}  # whole slices: the sweep has no localiser
+        for key, value in recipe.items():
+            sections.setdefault(SECTION.get(key, "model"), {})[key] = value
+        config = fit_config(**sections)
+        model = build_model(**model_config(config.model))  # fit.py's model, loss, optimiser and metric
+        compile_plane(model, config.training.lr, config.compute, steps, args.epochs, positive_weights(data["fit"][1]),
                       Devices(strategy=None, xla=keras.backend.backend() != "tensorflow", replicas=1, workers=1, index=0))
         print(f"recipe {json.dumps(recipe)} over fit.py's defaults", flush=True)
         curve, start = [], time.perf_counter()

@@ -13,13 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mrnet.contract import PLANES, TASKS
+from mrnet.contract import PLACES, PLANES, TASK_PLACES, TASKS
 from mrnet.infer import read_series
-
-
-# The places a crop model's windows are cut around (learning/crops.py), and which task reads which.
-PLACES = ("ACL", "meniscus A", "meniscus B")
-TASK_PLACES = {"acl": (0,), "meniscus": (1, 2)}
 
 
 def plane_explanation(model, slices):

@@ -66,14 +66,6 @@ def gates_from(presence):
     return ops.cast(presence > CONFIDENT, "float32")
 
 
-def centre_crop(crops, margin):
-    """Training windows (kept with `margin` series pixels each side) cut to the model's window."""
-    if margin == 0:
-        return crops
-    m = margin // SCALE
-    return crops[:, :, m:-m, m:-m]
-
-
 def front(slices, input_size, pooled, localiser=None, margin=0):
     """What a plane model sees of raw uint8 slices (N, 256, 256): {'slices': block-averaged to
     input_size where the model trained on averaged slices, else as they are}, and with a localiser

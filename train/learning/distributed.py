@@ -29,30 +29,31 @@ class Devices:
         return self.index == 0
 
 
-def setup_devices(args):
-    """Strategy, precision and XLA from the CLI flags; must run before any other TensorFlow op."""
+def setup_devices(compute, backbone="compact", seed=0):
+    """Strategy, precision and XLA from a Compute section (learning/recipe.py); must run before any
+    other TensorFlow op."""
     from mrnet.runtime import import_tensorflow
 
-    allocator = use_allocator(getattr(args, "allocator", "system"), getattr(args, "backbone", "compact"))
+    allocator = use_allocator(compute.allocator, backbone)
     tf = import_tensorflow()
     import keras
 
-    if getattr(args, "threads", 0) and not tf.config.threading.get_intra_op_parallelism_threads():
+    if compute.threads and not tf.config.threading.get_intra_op_parallelism_threads():
         try:  # a second set-up in one process (pretraining, then fit) keeps the first's threads
-            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+            tf.config.threading.set_intra_op_parallelism_threads(compute.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(compute.threads)
         except RuntimeError:
             pass
-    if args.cpu_replicas > 1:
+    if compute.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * compute.cpu_replicas)
     gpus = tf.config.list_physical_devices("GPU")
-    strategy = make_strategy(tf, args.strategy, gpus)  # before any other TF op (multi-worker needs that)
-    keras.utils.set_random_seed(args.seed)
+    strategy = make_strategy(tf, compute.strategy, gpus)  # before any other TF op (multi-worker needs that)
+    keras.utils.set_random_seed(seed)
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
     workers, index = shard(strategy)
-    xla = use_xla(args.xla, len(gpus), strategy.num_replicas_in_sync, getattr(args, "backbone", "compact"))
+    xla = use_xla(compute.xla, len(gpus), strategy.num_replicas_in_sync, backbone)
     devices = Devices(strategy, xla, strategy.num_replicas_in_sync, workers, index, len(gpus))
     print(f"devices: {len(gpus)} GPU(s), {describe(strategy)}, XLA {'on' if xla else 'off'}, allocator {allocator}")
     return devices

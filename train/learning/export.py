@@ -49,7 +49,7 @@ def slice_scores(feature_map, head, mode, windows=None, gates=None, mixing=None)
     slice), whole-slice CAMs and, with crops, each window's share of its slice's logits (N, K, 3);
     float32 whatever the compute policy."""
     from learning.layers import NO_WINDOW
-    from learning.model import PLACE_KIND
+    from mrnet.contract import PLACE_KIND
 
     fmap = tf.cast(feature_map, tf.float32)
     kernel, bias = tf.cast(head.kernel, tf.float32), tf.cast(head.bias, tf.float32)
@@ -155,24 +155,19 @@ def data_name(data_dir):
     return data_dir.name
 
 
-# The flags that name an input file or folder: recorded by name (and a file's sha256), never by where
-# it lies. Any other string is a value, even one that happens to name a path on this machine.
-INPUT_PATHS = ("init", "weights", "localiser", "localiser_dir", "init_weights")
-
-
 def portable_config(config):
-    """The training flags without machine paths: output folders are dropped, input paths keep
-    their name (and a file's sha256), so the manifest says what was used, not where it was."""
-    out = {}
-    for key, value in config.items():
-        if key in ("bundle", "run_dir"):
-            continue
-        if key == "data_dir":
-            out[key] = None if value is None else data_name(value)
-        elif key in INPUT_PATHS:
-            out[key] = portable_path(value)
-        else:
-            out[key] = str(value) if isinstance(value, Path) else value
+    """fit.py's configuration (learning/recipe.FitConfig) as the manifest keeps it: the output folders
+    dropped, the data by name, and every input path (a --weights file, an --init or --localiser
+    folder) by name and a file's sha256, never by where it lies on this machine."""
+    from learning.recipe import to_dict
+
+    out = to_dict(config)
+    for key in ("bundle", "run_dir"):
+        out.pop(key)
+    out["data_dir"] = None if config.data_dir is None else data_name(config.data_dir)
+    out["model"]["weights"] = portable_path(config.model.weights)
+    for key in ("init", "localiser"):
+        out["training"][key] = portable_path(getattr(config.training, key))
     return out
 
 
@@ -188,10 +183,26 @@ def portable_path(value):
     return path.name if path.is_dir() else str(value)
 
 
-def build_manifest(config, data_dir, labels, table, combiner, input_size):
+def artefact_record(folder):
+    """What the manifest says of an artefact folder the bundle was made with (a localiser, a
+    pretrained crop CNN): its name and manifest's record, by name and hash, not by path."""
+    if folder is None:
+        return None
+    import json
+
+    found = json.loads((Path(folder) / "manifest.json").read_text())
+    return {"folder": Path(folder).name, **{k: found[k] for k in ("what", "format_version", "made_by", "model",
+                                                                  "corpus", "training", "measured", "files")
+                                            if k in found}}
+
+
+def build_manifest(config, data_dir, labels, table, combiner, init, localiser):
+    """`init`: {plane: pretrained weights file} the planes started from (fit.py --init); `localiser`:
+    the folder that placed the windows, or None."""
     import numpy
     import sklearn
 
+    input_size = config.model.input_size
     return {
         "name": "mrnet-knee-submission",
         "description": "Per-plane 2-D CNNs with slice pooling and a logistic-regression plane combiner for the "
@@ -208,7 +219,10 @@ def build_manifest(config, data_dir, labels, table, combiner, input_size):
                                                         "value_range": [0, 1]}},
                         "combined": "combiner.json applied to the nine plane logits -> (exams, 3) probabilities",
                         "csv_columns": list(TASKS)},
-        "training": portable_config(config),
+        "configuration": portable_config(config),
+        "init": {plane: portable_path(path) for plane, path in init.items()},
+        "pretrained": artefact_record(Path(next(iter(init.values()))).parent) if init else None,
+        "localiser": artefact_record(localiser),
         "data": {"name": data_name(data_dir), "fingerprint": data_fingerprint(labels, data_dir)},
         "metrics": {"valid_auc": table["valid"], "tune_auc": table["tune"],
                     "note": "valid: held out from training, model selection and the combiner; "

@@ -122,6 +122,16 @@ class ExamAugment(keras.layers.Layer):
                 "flip": self.flip, "intensity": self.intensity, "fill": self.fill, "seed": self.seed}
 
 
+def standardise(x):
+    """Each image (a slice, a window: (N, h, w, 1)) to zero mean and unit spread, on its own: contrast,
+    coil shading and gain vary across the field of view, between scanners and across a randomised
+    corpus; where a structure is, and a tear as a contrast within its window, do not depend on them.
+    Nothing depends on the batch."""
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True) + 1.0)
+    return (x - mean) / spread
+
+
 NO_WINDOW = -1e4  # the score of a window the localiser did not place (below any real logit)
 
 

@@ -16,8 +16,9 @@ scan then look alike to it, and nothing depends on the batch.
 import keras
 from keras import layers, ops
 
+from learning.layers import standardise
 from learning.model import conv_block
-from phantom.landmarks import LOCALISED
+from mrnet.contract import PLACES
 
 SIGMA = 1.0  # the target heat map's spread, in cells
 # The refiner's view: wider and coarser than the crop branch's windows (more of the knee around a
@@ -25,15 +26,7 @@ SIGMA = 1.0  # the target heat map's spread, in cells
 REFINER_WINDOW, REFINER_SCALE = 64, 2
 
 
-def standardise(x):
-    """Each slice to zero mean and unit spread: contrast and gain are the corpus's randomised
-    nuisances; where the knee is does not depend on them."""
-    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True) + 1.0)
-    return (x - mean) / spread
-
-
-def build_coarse(input_size=128, width=8, grid=32, structures=len(LOCALISED)):
+def build_coarse(input_size=128, width=8, grid=32, structures=len(PLACES)):
     """The first look, at the whole slice: an encoder-decoder from a slice block-averaged to input_size
     (float32) to {'heatmap': (N, grid, grid, K) logits, 'presence': (N, K) logits, 'centre': (N, K, 2)
     row and column in pixels of the 256 px series}."""
@@ -66,7 +59,7 @@ def build_coarse(input_size=128, width=8, grid=32, structures=len(LOCALISED)):
                        name="coarse")
 
 
-def build_refiner(width=16, structures=len(LOCALISED)):
+def build_refiner(width=16, structures=len(PLACES)):
     """The second look, closer: the window around each place's estimated centre (learning/crops.py,
     REFINER_WINDOW pixels averaged REFINER_SCALE x REFINER_SCALE) -> (N, K, 2) how far the true
     centre lies from the window's centre, in pixels of the 256 px series. One trunk for every place,
@@ -86,7 +79,7 @@ def build_refiner(width=16, structures=len(LOCALISED)):
     return keras.Model({"windows": windows}, offsets, name="refiner")
 
 
-def build_localiser(input_size=128, width=8, grid=32, refiner_width=16, refinements=2, structures=len(LOCALISED)):
+def build_localiser(input_size=128, width=8, grid=32, refiner_width=16, refinements=2, structures=len(PLACES)):
     """The localiser as the exam model runs it: raw uint8 slices (N, 256, 256) -> {'centre': (N, K, 2)
     after `refinements` close-up corrections, 'presence': (N, K) logits, 'coarse': the first look's
     centres}. The coarse network sees the slice block-averaged to input_size (the pipeline's bits)."""
@@ -178,20 +171,6 @@ def load_anatomy_slices(data_dirs, plane, split):
     return np.concatenate(slices), np.concatenate(targets).astype(np.float32), np.concatenate(exams)
 
 
-def localiser_batches(targets, batch, rng, absent_share=0.25):
-    """One epoch's slice indices in batches: every slice that shows a structure, and absent ones up
-    to `absent_share` of the epoch, so presence is learnt without the empty ends of the stacks
-    outnumbering the joint."""
-    import numpy as np
-
-    present = targets[..., 0].any(axis=1)
-    shown, empty = np.flatnonzero(present), np.flatnonzero(~present)
-    extra = min(len(empty), int(len(shown) * absent_share / (1 - absent_share)))
-    chosen = rng.permutation(np.concatenate([shown, rng.choice(empty, extra, replace=False)]))
-    usable = len(chosen) - len(chosen) % batch
-    return chosen[:usable].reshape(-1, batch)
-
-
 def locate(model, slices, batch=128):
     """(centres (N, K, 2) at 256 px, presence probabilities (N, K)) of uint8 slices (N, 256, 256)."""
     import numpy as np
@@ -215,7 +194,7 @@ def precision(centres, presence, targets, exams=None):
     from phantom.geometry import notch_and_outside
 
     out = {}
-    for k, name in enumerate(LOCALISED):
+    for k, name in enumerate(PLACES):
         truth = targets[:, k, 0] > 0
         found = presence[:, k] > 0.5
         error = np.linalg.norm(centres[truth, k] - targets[truth, k, 1:], axis=-1)
@@ -241,7 +220,7 @@ def precision_text(measured):
     """One line of precision's figures: each place's median / p90 error and F1, then the meniscus
     windows given where none belongs."""
     text = "  ".join(f"{k} {v['median_px']:.1f}/{v['p90_px']:.1f} px, F1 {v['f1']:.2f}"
-                     for k, v in measured.items() if k in LOCALISED and v["median_px"] is not None)
+                     for k, v in measured.items() if k in PLACES and v["median_px"] is not None)
     wrong = measured.get("meniscus windows")
     if wrong:
         text += "; meniscus windows on " + ", ".join(
@@ -249,28 +228,16 @@ def precision_text(measured):
     return text
 
 
-def localise(args):
-    """Train every plane's localiser on the corpus and write the folder (learning/corpus.py)."""
-    from learning.corpus import corpus, write_artefact
+def localise(config, made_by="python train/localise.py"):
+    """Train every plane's localiser on the corpus and write the folder (learning/artefacts.py);
+    `config` is localise.py's (learning/recipe.LocaliseConfig); `made_by` the command, for the manifest."""
+    from dataclasses import asdict
 
-    from learning.recipe import LOCALISER, LOCALISER_TRAINING
+    from learning.artefacts import corpus_dirs, write_artefact
 
-    return write_artefact(args, "learning.localiser:train_localiser", corpus(args), what="per-plane localisers of the ACL and the menisci",
-                          model={k: getattr(args, k) for k in LOCALISER},
-                          training={k: getattr(args, k) for k in LOCALISER_TRAINING},
-                          measured={"precision": "precision.json"})
-
-
-def cached_localiser(args):
-    """fit.py --crops: the cache's localiser trained on the default recipe's corpus of the run's
-    --corpus-styles (made on first use, with the run's compute flags)."""
-    from learning.corpus import artefact_parser, cached, compute_flags
-    from learning.recipe import LOCALISER, LOCALISER_TRAINING, add_localiser_arguments
-
-    key = {"version": 1, **LOCALISER, **LOCALISER_TRAINING, "styles": sorted(args.corpus_styles)}
-    flags = ["--corpus-styles", *args.corpus_styles, *compute_flags(args)]
-    parser = artefact_parser(None, add_localiser_arguments)
-    return cached("localiser", key, lambda folder: localise(parser.parse_args(["--out", str(folder), *flags])))
+    return write_artefact(config, train_localiser, corpus_dirs(config.corpus, config.compute.quiet),
+                          what="per-plane localisers of the ACL and the menisci", shape=asdict(config.net),
+                          measured={"precision": "precision.json"}, made_by=made_by)
 
 
 @keras.saving.register_keras_serializable("mrnet")
@@ -288,62 +255,70 @@ class OffsetLoss(keras.losses.Loss):
         return ops.sum(miss * present, axis=-1) / ops.maximum(ops.sum(present, axis=-1), 1.0)
 
 
-def train_localiser(args, plane, corpus_dirs, out_dir, devices=None):
-    """One plane's localiser on the corpus's train split: the coarse network on heat maps, then the
-    refiner on windows placed off the true centre by a random `jitter`; their precision on the
+def train_localiser(config, plane, dirs, out_dir, devices=None):
+    """One plane's localiser on the corpus's train split, through model.fit: the coarse network on
+    heat maps, then the refiner on windows placed off the true centre by a random `jitter`. Both
+    phases log to <plane>/history.csv (the parent's progress bar reads it); their precision on the
     corpus's held-out exams (and on any --measure-on folders) goes beside the weights."""
     import json
+    from dataclasses import asdict
+    from pathlib import Path
 
     import numpy as np
 
     from learning.crops import Windows
     from learning.distributed import setup_devices
+    from learning.pipeline import epoch_batches, epoch_indices
     from learning.training import adamw
     from mrnet.preprocess import block_average
 
-    devices = devices or setup_devices(args)
-    from learning.recipe import LOCALISER
+    net, training, compute = config.net, config.training, config.compute
+    devices = devices or setup_devices(compute, seed=training.seed)
+    slices, targets, _ = load_anatomy_slices(dirs, plane, "train")
+    present = targets[..., 0].any(axis=1)
+    absent = int(present.sum() * 0.25 / 0.75)  # slices without a place: a quarter of each epoch
 
-    config = {k: getattr(args, k) for k in LOCALISER}
-    slices, targets, _ = load_anatomy_slices(corpus_dirs, plane, "train")
-    rng = np.random.default_rng(args.seed)
-    steps = len(localiser_batches(targets, args.batch, rng))
-    coarse = build_coarse(args.input_size, args.width, args.grid)
-    coarse.compile(optimizer=adamw(args.lr, 1e-4, steps, args.epochs), loss=localiser_losses(), jit_compile=devices.xla)
-    refiner = build_refiner(args.refiner_width)
+    def plan(rng):
+        return epoch_indices(present, training.batch, rng, absent)
+
+    def coarse_batch(b, rng):
+        y = targets[b]
+        return {"slices": block_average(slices[b], net.input_size)}, {"heatmap": y, "presence": y[..., 0]}
+
+    def refiner_batch(b, rng):
+        y = targets[b]
+        miss = np.clip(rng.normal(0, training.jitter, y[..., 1:].shape), -3 * training.jitter, 3 * training.jitter)
+        x = {"slices": slices[b], "centres": (y[..., 1:] + miss).astype(np.float32)}
+        return x, np.concatenate([y[..., :1], -miss], -1).astype(np.float32)
+
+    coarse_data = epoch_batches(plan, coarse_batch, training.seed)
+    refiner_data = epoch_batches(plan, refiner_batch, training.seed + 1)
+    steps = len(coarse_data)
+    coarse = build_coarse(net.input_size, net.width, net.grid)
+    coarse.compile(optimizer=adamw(training.lr, 1e-4, steps, training.epochs), loss=localiser_losses(),
+                   jit_compile=devices.xla)
+    refiner = build_refiner(net.refiner_width)
     raw = keras.Input((256, 256), dtype="uint8", name="slices")
-    placed = keras.Input((len(LOCALISED), 2), dtype="float32", name="centres")
+    placed = keras.Input((len(PLACES), 2), dtype="float32", name="centres")
     trainer = keras.Model({"slices": raw, "centres": placed},
                           refiner({"windows": Windows(REFINER_WINDOW, REFINER_SCALE)(raw, placed)}))
-    trainer.compile(optimizer=adamw(args.lr, 1e-4, steps, args.refiner_epochs), loss=OffsetLoss(),
+    trainer.compile(optimizer=adamw(training.lr, 1e-4, steps, training.refiner_epochs), loss=OffsetLoss(),
                     jit_compile=devices.xla)
-    print(f"[{plane}] localiser: {len(slices)} corpus slices, {steps} batches/epoch, {args.epochs} + "
-          f"{args.refiner_epochs} epochs", flush=True)
+    total = training.epochs + training.refiner_epochs
+    print(f"[{plane}] localiser: {len(slices)} corpus slices, {steps} batches/epoch, {training.epochs} + "
+          f"{training.refiner_epochs} epochs", flush=True)
     plane_dir = out_dir / plane
     plane_dir.mkdir(parents=True, exist_ok=True)
-    history = ["epoch,loss"]
-    for epoch in range(args.epochs + args.refiner_epochs):
-        losses = []
-        for b in localiser_batches(targets, args.batch, rng):
-            y = targets[b]
-            if epoch < args.epochs:
-                x = {"slices": block_average(slices[b], args.input_size)}
-                losses.append(coarse.train_on_batch(x, {"heatmap": y, "presence": y[..., 0]}))
-            else:
-                miss = np.clip(rng.normal(0, args.jitter, y[..., 1:].shape), -3 * args.jitter, 3 * args.jitter)
-                x = {"slices": slices[b], "centres": (y[..., 1:] + miss).astype(np.float32)}
-                losses.append(trainer.train_on_batch(x, np.concatenate([y[..., :1], -miss], -1).astype(np.float32)))
-        history.append(f"{epoch},{np.mean([np.ravel(loss)[0] for loss in losses]):.5f}")
-        (plane_dir / "history.csv").write_text("\n".join(history) + "\n")  # the parent's progress bar reads it
-        stage = "coarse" if epoch < args.epochs else "refiner"
-        print(f"[{plane}] epoch {epoch + 1}/{args.epochs + args.refiner_epochs} ({stage}): loss "
-              f"{history[-1].split(',')[1]}", flush=True)
-    model = build_localiser(**config)
+    history = keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True)  # the refiner's rows follow
+    verbose = 0 if compute.quiet else 2
+    coarse.fit(coarse_data, epochs=training.epochs, callbacks=[history], verbose=verbose)
+    trainer.fit(refiner_data, initial_epoch=training.epochs, epochs=total, callbacks=[history], verbose=verbose)
+    model = build_localiser(**asdict(net))
     model.get_layer("coarse").set_weights(coarse.get_weights())
     model.get_layer("refiner").set_weights(refiner.get_weights())
     model.save_weights(str(out_dir / f"{plane}.weights.h5"))
     measured = {}
-    for name, folders in [("corpus held out", corpus_dirs)] + [(d.parent.name, [d]) for d in args.measure_on]:
+    for name, folders in [("corpus held out", dirs)] + [(Path(d).parent.name, [d]) for d in config.measure_on]:
         held, held_targets, held_exams = load_anatomy_slices(folders, plane, "valid")
         measured[name] = precision(*locate(model, held), held_targets, held_exams)
         print(f"[{plane}] on {name}: {precision_text(measured[name])}", flush=True)
@@ -351,8 +326,8 @@ def train_localiser(args, plane, corpus_dirs, out_dir, devices=None):
 
 
 def load_localiser(folder, plane):
-    """A localise.py folder's model for one plane, after checking the weights against the manifest."""
-    from learning.corpus import check_files
+    """A localise.py folder's model for one plane, after checking the folder against its manifest."""
+    from learning.artefacts import check_files
 
     manifest, path = check_files(folder, plane, "localiser")
     model = build_localiser(**manifest["model"])

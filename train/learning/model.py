@@ -9,11 +9,10 @@ import keras
 from keras import layers, ops
 
 from learning.crops import crop_size
-from learning.layers import NO_WINDOW, ExamAugment, ExamPool, WindowVote
+from learning.layers import NO_WINDOW, ExamAugment, ExamPool, WindowVote, standardise
 from learning.recipe import MODEL_DEFAULTS, MODEL_KEYS, pretrained_weights
 from mrnet import preprocess
-from mrnet.contract import TASKS
-from phantom.landmarks import LOCALISED
+from mrnet.contract import PLACE_KIND, PLACES, TASKS, WINDOW_TASKS
 
 BACKBONES = ("compact", "resnet50", "efficientnetb0")
 
@@ -84,21 +83,16 @@ def space_pooling(x, mode, name):
     return layers.Concatenate(name=name)([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
 
 
-# Which head reads each place's window: the ACL's reads ACL tears, both meniscus places meniscal tears.
-PLACE_KIND = (0, 1, 1)
-KINDS = ("acl", "meniscus")
-
-
 def window_network(width, space_pool):
     """The crop branch's network, one window at a time: (M, s, s) windows -> (M, 2) logits, an ACL
     tear's and a meniscal tear's. The same network (its crop CNN and its head) is what pretrain.py
     trains on window labels, so the exam model can start from it as it is."""
     windows = keras.Input((None, None), dtype="float32", name="windows")
     x = ops.expand_dims(windows, -1)
-    x = layers.Lambda(standardise_windows, name="crop_normalise")(x)
+    x = layers.Lambda(standardise, name="crop_normalise")(x)
     x = layers.Identity(name="crop_map")(crop_backbone(width)(x))
     x = space_pooling(x, space_pool, "crop_pool")
-    return keras.Model(windows, layers.Dense(len(KINDS), name="window_head")(x), name="window_network")
+    return keras.Model(windows, layers.Dense(len(WINDOW_TASKS), name="window_head")(x), name="window_network")
 
 
 def window_scores(crops, gates, network):
@@ -106,19 +100,11 @@ def window_scores(crops, gates, network):
     (named window_scores: explanations read it), and (N, 2) per slice the ACL window's and the more
     suspicious meniscus window's logit, NO_WINDOW where the window was not used."""
     size, places = crops.shape[-1], crops.shape[1]
-    both = ops.reshape(network(ops.reshape(crops, (-1, size, size))), (-1, places, len(KINDS)))
-    per_window = ops.sum(both * ops.one_hot(ops.convert_to_tensor(PLACE_KIND), len(KINDS))[None], axis=-1)
+    both = ops.reshape(network(ops.reshape(crops, (-1, size, size))), (-1, places, len(WINDOW_TASKS)))
+    per_window = ops.sum(both * ops.one_hot(ops.convert_to_tensor(PLACE_KIND), len(WINDOW_TASKS))[None], axis=-1)
     per_window = layers.Identity(name="window_scores")(per_window)
     used = ops.where(gates > 0, per_window, NO_WINDOW)
     return per_window, ops.stack([used[:, 0], ops.max(used[:, 1:], axis=1)], axis=1)
-
-
-def standardise_windows(x):
-    """Each window to zero mean, unit spread: coil shading and gain vary across the field of view and
-    between scanners; a tear is a contrast within its own window."""
-    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-    spread = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True) + 1.0)
-    return (x - mean) / spread
 
 
 def build_model(pooled_input=False, **config):
@@ -163,8 +149,8 @@ def build_model(pooled_input=False, **config):
     logits = layers.Dense(len(TASKS), name="logits")(x)
     if c["crops"]:
         side = crop_size()
-        inputs["crops"] = keras.Input((len(LOCALISED), side, side), dtype="float32", name="crops")
-        inputs["gates"] = keras.Input((len(LOCALISED),), dtype="float32", name="gates")
+        inputs["crops"] = keras.Input((len(PLACES), side, side), dtype="float32", name="crops")
+        inputs["gates"] = keras.Input((len(PLACES),), dtype="float32", name="gates")
         network = window_network(c["crop_width"], c["space_pool"])
         _, per_slice = window_scores(inputs["crops"], inputs["gates"], network)
         # each exam's most suspicious ACL window and meniscus window (0 where it had none: the exam

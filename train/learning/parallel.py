@@ -52,10 +52,11 @@ def own_processes(devices):
     return not devices.gpus and devices.workers == 1
 
 
-def _child(target, args, plane, log, extra):
-    """Runs in the spawned process: all output to the plane's log, then the plane's training.
-    On Linux the child is ended with its parent, even one killed outright (SIGKILL, out of memory),
-    so no orphan keeps writing into a run folder that a --resume is about to use."""
+def _child(target, kind, config_json, plane, log, extra):
+    """Runs in the spawned process: all output to the plane's log, then the plane's training with the
+    configuration rebuilt from its JSON (learning/recipe.py). On Linux the child is ended with its
+    parent, even one killed outright (SIGKILL, out of memory), so no orphan keeps writing into a run
+    folder that a --resume is about to use."""
     try:
         import ctypes
         import signal
@@ -68,7 +69,9 @@ def _child(target, args, plane, log, extra):
     os.dup2(stream.fileno(), 1)
     os.dup2(stream.fileno(), 2)
     sys.stdout = sys.stderr = stream
-    target(args, plane, *extra)
+    from learning.recipe import from_json
+
+    target(from_json(kind, config_json), plane, *extra)
     print(f"[{plane}] peak memory of this process: {peak_rss_gib('self'):.2f} GiB", flush=True)
 
 
@@ -101,20 +104,26 @@ def _epochs_done(history):
     return len(lines) - 1, None
 
 
-def train_in_processes(target, args, planes, run_dir, jobs, extra=(), epochs=None):
-    """Call target(args, plane, *extra) for every plane, `jobs` processes at a time; each plane's
-    progress bar counts the rows of its history.csv up to `epochs` (default args.epochs).
+def train_in_processes(target, config, planes, run_dir, jobs, extra=(), epochs=None):
+    """Call target(config, plane, *extra) for every plane, `jobs` processes at a time; each plane's
+    progress bar counts the rows of its history.csv up to `epochs` (default: the configuration's
+    training epochs). `config` is a command's frozen configuration (learning/recipe.py); each child
+    receives it as JSON, with its share of the cores (cores() // jobs intra-op threads, at least one,
+    unless --threads says otherwise), one job and no progress bar of its own."""
+    from dataclasses import replace
 
-    Each child gets cores() // jobs intra-op threads (at least one) unless --threads says otherwise.
-    """
     from tqdm import tqdm
 
-    threads = args.threads or max(1, cores() // jobs)
-    child_args = type(args)(**{**vars(args), "threads": threads, "jobs": "1", "quiet": True})
+    from learning.recipe import to_json
+
+    compute = config.compute
+    threads = compute.threads or max(1, cores() // jobs)
+    child = to_json(replace(config, compute=replace(compute, threads=threads, jobs="1", quiet=True)))
+    epochs = epochs or config.training.epochs
     ctx = mp.get_context("spawn")
     pending, running = list(planes), {}
-    bars = {plane: tqdm(total=epochs or args.epochs, desc=f"[{plane}]", unit="epoch", position=i, leave=True,
-                        disable=args.quiet, dynamic_ncols=True) for i, plane in enumerate(planes)}
+    bars = {plane: tqdm(total=epochs, desc=f"[{plane}]", unit="epoch", position=i, leave=True,
+                        disable=compute.quiet, dynamic_ncols=True) for i, plane in enumerate(planes)}
     print(f"training {len(planes)} plane(s), {jobs} at a time, {threads} thread(s) each; logs in "
           f"{run_dir}/<plane>/train.log", flush=True)
     try:
@@ -122,7 +131,7 @@ def train_in_processes(target, args, planes, run_dir, jobs, extra=(), epochs=Non
             while pending and len(running) < jobs:
                 plane = pending.pop(0)
                 log = run_dir / plane / "train.log"
-                process = ctx.Process(target=_child, args=(target, child_args, plane, str(log), extra),
+                process = ctx.Process(target=_child, args=(target, type(config), child, plane, str(log), extra),
                                       name=f"fit-{plane}")
                 process.start()
                 running[plane] = (process, log)
@@ -144,7 +153,7 @@ def train_in_processes(target, args, planes, run_dir, jobs, extra=(), epochs=Non
                                      f"{tail[0] if tail else 'no output'}; full log: {log}")
                 bar.total = bar.n  # early stopping may end a plane before --epochs
                 bar.refresh()
-                if args.quiet:
+                if compute.quiet:
                     print(f"[{plane}] done after {done} epoch(s); its log and output in {run_dir / plane}", flush=True)
     finally:
         for process, _ in running.values():

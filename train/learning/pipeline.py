@@ -244,3 +244,41 @@ def prepared_dataset(prepared, labels, budget, shuffle, seed=0, static=False, ma
     options = tf.data.Options()
     options.deterministic = True
     return ds.map(load, num_parallel_calls=parallel).prefetch(prefetch).with_options(options)
+
+
+def epoch_indices(wanted, batch, rng, extra):
+    """One epoch's item indices in batches: every item where `wanted` holds, and `extra` (a count)
+    of the others drawn at random, shuffled, cut to whole batches. What the localiser and the
+    pretraining sample: the slices that show something, topped up with some that show nothing, so a
+    structure seen on 3 of 30 slices is not drowned by the empty ones."""
+    shown, empty = np.flatnonzero(wanted), np.flatnonzero(~wanted)
+    chosen = rng.permutation(np.concatenate([shown, rng.choice(empty, min(len(empty), extra), replace=False)]))
+    usable = len(chosen) - len(chosen) % batch
+    return chosen[:usable].reshape(-1, batch)
+
+
+def epoch_batches(plan, make, seed):
+    """A keras.utils.PyDataset for model.fit over in-memory items: `plan(rng)` gives an epoch's index
+    batches (its length is fixed by the first), `make(indices, rng)` the (x, y[, weights]) of one;
+    every epoch draws anew from a stream of the seed's."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.batches = plan(np.random.default_rng([seed, 0]))
+            self.steps = len(self.batches)
+
+        def __len__(self):
+            return self.steps
+
+        def __getitem__(self, index):
+            rng = np.random.default_rng([seed, self.epoch, index, 1])
+            return make(self.batches[index % len(self.batches)], rng)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.batches = plan(np.random.default_rng([seed, self.epoch]))
+
+    return Batches()

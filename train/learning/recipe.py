@@ -1,137 +1,45 @@
-"""The recipe: every default of the per-plane model and of how it trains, in one place for every
-command. fit.py, pretrain.py and localise.py add these flags, build_model reads MODEL_DEFAULTS for
-whatever a caller leaves out, and the bundle's manifest records the values a run used. So a model
-pretrained with pretrain.py has exactly the shape fit.py builds, and a benchmark that builds a model
-without flags builds fit.py's.
+"""The recipe: every setting of every command, with its default, in one place.
+
+Each command's configuration is a frozen dataclass of sections (the plane model, how it trains,
+the compute, the corpus, the localiser, the pretraining). The command line is parsed once into
+it (`parse`): the flags are made from the fields (their default, help and choices live beside
+them), and what a flag leaves to be decided ("auto") is resolved then, into a new frozen value.
+Nothing changes it afterwards; a child process or an artefact made on first use receives it as
+JSON (`to_json`, `from_json`), and a manifest is it written out. So a model pretrained with
+pretrain.py has exactly the shape fit.py builds, and a benchmark or test that builds a
+configuration without flags (`fit_config()`) trains as fit.py trains.
 """
 
 import argparse
+import json
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 
-from mrnet.contract import PLANES  # noqa: F401  (re-exported: the commands' --planes choices)
+from mrnet.contract import PLANES
 
+ROOT = Path(__file__).resolve().parents[2]
+
+STYLES = ("anatomical", "geometric")
+BACKBONES = ("compact", "resnet50", "efficientnetb0")
 LR_FROM_SCRATCH = 3e-3
-# From a pretrained init, a tenth: at 3e-3 the fine-tuning forgot what pretraining taught (pilot:
-# independent phantom's ACL 0.65 at epoch 4, then lost), at 3e-4 it kept it (0.56-0.67 from epoch 3).
+# From a pretrained whole-slice init, a tenth: at 3e-3 the fine-tuning forgot what pretraining taught
+# (pilot: independent phantom's ACL 0.65 at epoch 4, then lost), at 3e-4 it kept it. The crop branch's
+# pretrained window network is a small part of its model and kept what it learnt at 3e-3.
 LR_FROM_PRETRAINED = 3e-4
 
-# What shapes a plane's network (learning.model.build_model): the manifest records these, a pretrained
-# folder is tied to them, and a sweep varies them. Nothing else decides a model's weights' layout.
-MODEL_DEFAULTS = dict(
-    backbone="compact",  # compact | resnet50 | efficientnetb0
-    weights="none",  # keras.applications backbones: imagenet | none | PATH
-    width=16,  # compact backbone base width
-    pooling="max",  # over each exam's slices: max | mean | attention
-    space_pool="avgmax",  # over each slice's feature map: avg | max | avgmax
-    input_size=64,  # the whole-slice branch's resolution, by block-averaging the 256 px series
-    augment=False,  # per-exam rotation, shift, flip, intensity of the whole-slice branch
-    rotate=25.0,  # augmentation rotation, degrees
-    shift=25.0,  # augmentation shift, pixels at 256
-    dropout=0.3,  # before the exam head
-    crops=True,  # a crop branch: windows around the localised ACL and menisci (learning/crops.py)
-    crop_width=12,  # the crop CNN's base width
-    seed=0,
-)
-MODEL_KEYS = tuple(MODEL_DEFAULTS)
+
+def option(default, help="", **argparse_kwargs):
+    """A field with its flag's help and argparse keywords (type, choices, nargs ...)."""
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
 
 
-def model_config(args):
-    """The build_model arguments of a run's flags: what a model's weights were trained with."""
-    return {key: getattr(args, key) for key in MODEL_KEYS}
-
-
-def add_model_arguments(ap):
-    """The flags that decide the per-plane network's shape (learning.model.build_model)."""
-    d = MODEL_DEFAULTS
-    ap.add_argument("--backbone", default=d["backbone"], choices=["compact", "resnet50", "efficientnetb0"])
-    ap.add_argument("--weights", default=d["weights"], help="backbone weights: imagenet | none | PATH (%(default)s)")
-    ap.add_argument("--width", type=int, default=d["width"], help="compact backbone base width (%(default)s)")
-    ap.add_argument("--pooling", default=d["pooling"], choices=["max", "mean", "attention"], help="over slices")
-    ap.add_argument("--space-pool", default=d["space_pool"], choices=["avg", "max", "avgmax"],
-                    help="global pooling over each slice's feature map (%(default)s)")
-    ap.add_argument("--input-size", type=int, default=d["input_size"], choices=[64, 128, 256],
-                    help="in-plane resolution the whole-slice CNN sees, by block-averaging the 256 px series "
-                         "(%(default)s; README: Input resolution)")
-    ap.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d["augment"],
-                    help="on-device per-exam augmentation of the whole slices: rotation, shift, flip, intensity "
-                         "(%(default)s: it slows convergence more than the short CPU demo can afford)")
-    ap.add_argument("--rotate", type=float, default=d["rotate"], help="augmentation rotation, degrees (%(default)s)")
-    ap.add_argument("--shift", type=float, default=d["shift"], help="augmentation shift, pixels at 256 (%(default)s)")
-    ap.add_argument("--dropout", type=float, default=d["dropout"], help="before the exam head (%(default)s)")
-    ap.add_argument("--crops", action=argparse.BooleanOptionalAction, default=d["crops"],
-                    help="a crop branch over windows the localiser places around the ACL and each meniscus, "
-                         "slice by slice (%(default)s; README: Localise, then look)")
-    ap.add_argument("--crop-width", type=int, default=d["crop_width"], help="crop CNN base width (%(default)s)")
-    ap.add_argument("--seed", type=int, default=d["seed"])
-
-
-# The localiser (learning/localiser.py): its network's shape, which its manifest records, and how it trains.
-LOCALISER = dict(input_size=128, width=8, grid=32, refiner_width=16, refinements=2)
-LOCALISER_TRAINING = dict(epochs=8, refiner_epochs=5, lr=2e-3, batch=64, jitter=6.0)
-
-
-def add_localiser_arguments(ap):
-    """localise.py's flags: the localiser's shape and training."""
-    from pathlib import Path
-
-    d, t = LOCALISER, LOCALISER_TRAINING
-    ap.add_argument("--input-size", type=int, default=d["input_size"], choices=[64, 128],
-                    help="the coarse network's view of a slice, block-averaged (%(default)s)")
-    ap.add_argument("--width", type=int, default=d["width"], help="coarse network base width (%(default)s)")
-    ap.add_argument("--grid", type=int, default=d["grid"], choices=[32, 64],
-                    help="heat map cells a side (%(default)s: 8 px at 256)")
-    ap.add_argument("--refiner-width", type=int, default=d["refiner_width"], help="(%(default)s)")
-    ap.add_argument("--refinements", type=int, default=d["refinements"],
-                    help="close-up corrections of each centre (%(default)s)")
-    ap.add_argument("--epochs", type=int, default=t["epochs"], help="of the coarse network (%(default)s)")
-    ap.add_argument("--refiner-epochs", type=int, default=t["refiner_epochs"], help="(%(default)s)")
-    ap.add_argument("--lr", type=float, default=t["lr"])
-    ap.add_argument("--batch", type=int, default=t["batch"], help="slices a batch (%(default)s)")
-    ap.add_argument("--jitter", type=float, default=t["jitter"],
-                    help="the refiner learns from windows placed this far off (sd, px at 256) (%(default)s)")
-    ap.add_argument("--measure-on", type=Path, nargs="*", default=[],
-                    help="phantom folders (with anatomy truth) whose valid split the precision is also measured on")
-    ap.add_argument("--seed", type=int, default=0)
-
-
-def add_compute_arguments(ap):
-    """How the training runs on this machine: batches, processes, threads, compilation."""
-    ap.add_argument("--batch-slices", type=_budget, default="auto",
-                    help="slice budget per batch; auto: 96, or 32 for a pretrained keras.applications backbone "
-                         "at 256 px (about 5 GB a step; README: Measured) (%(default)s)")
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--xla", default="auto", choices=["auto", "on", "off"],
-                    help="auto: on, except over several CPU replicas or workers, or for a keras.applications backbone "
-                         "on a CPU (a third more memory) (%(default)s)")
-    ap.add_argument("--allocator", default="auto", choices=["auto", "retain", "system"],
-                    help="retain: training processes keep freed memory for the next step instead of giving it back "
-                         "to the kernel (1.25-1.4x faster on a CPU); auto: retain for the compact CNN (%(default)s)")
-    ap.add_argument("--jobs", type=_jobs, default="auto",
-                    help="planes trained at once, each in its own process; auto: one per plane on a CPU-only "
-                         "machine, else 1 (%(default)s)")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="TensorFlow threads per training process; 0: the cores shared out among --jobs")
-    ap.add_argument("--steps-per-execution", type=int, default=8,
-                    help="training steps per call into the compiled graph, one replica only (%(default)s)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    ap.add_argument("--verbose", action="store_true",
-                    help="also show TensorFlow's native start-up log lines (or set MRNET_VERBOSE=1)")
-
-
-def recipe_args(**overrides):
-    """Every flag of the recipe at its default, as fit.py parses an empty command line (the learning
-    rate from scratch, the slice budget resolved), with `overrides`: what a sweep, a benchmark or a
-    test trains with, so that it trains as fit.py trains."""
-    ap = argparse.ArgumentParser()
-    add_model_arguments(ap)
-    add_compute_arguments(ap)
-    args = ap.parse_args([])
-    args.lr = LR_FROM_SCRATCH
-    for key, value in overrides.items():
-        if not hasattr(args, key) and key != "lr":
-            raise TypeError(f"recipe_args: no flag {key!r} in the recipe")
-        setattr(args, key, value)
-    args.batch_slices = slice_budget(args)
-    return args
+def _positive_or_auto(text):
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive whole number nor auto")
+    return int(text)
 
 
 def _jobs(text):
@@ -140,12 +48,241 @@ def _jobs(text):
     return text
 
 
-def _budget(text):
-    if text == "auto":
-        return text
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive whole number nor auto")
-    return int(text)
+@dataclass(frozen=True)
+class Model:
+    """What shapes a plane's network (learning.model.build_model): a pretrained folder is tied to it."""
+    backbone: str = option("compact", "the whole-slice CNN", choices=BACKBONES)
+    weights: str = option("none", "a keras.applications backbone's weights: imagenet | none | PATH")
+    width: int = option(16, "compact backbone base width")
+    pooling: str = option("max", "over each exam's slices", choices=("max", "mean", "attention"))
+    space_pool: str = option("avgmax", "over each slice's feature map", choices=("avg", "max", "avgmax"))
+    input_size: int = option(64, "the whole-slice branch's resolution, by block-averaging the 256 px series",
+                             choices=(64, 128, 256))
+    augment: bool = option(False, "per-exam rotation, shift, flip, intensity of the whole slices (slows "
+                                  "convergence more than the short CPU demo can afford)")
+    rotate: float = option(25.0, "augmentation rotation, degrees")
+    shift: float = option(25.0, "augmentation shift, pixels at 256")
+    dropout: float = option(0.3, "before the exam head")
+    crops: bool = option(True, "a crop branch over windows the localiser places around the ACL and each meniscus, "
+                               "slice by slice")
+    crop_width: int = option(12, "crop CNN base width")
+    seed: int = option(0, "initialisation, split and shuffling")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How training runs on this machine; no figure depends on it but time and memory."""
+    batch_slices: object = option("auto", "slice budget per batch; auto: 96, or 32 for a pretrained "
+                                          "keras.applications backbone at 256 px (about 5 GB a step)",
+                                  type=_positive_or_auto)
+    weight_decay: float = option(1e-4, "AdamW's")
+    xla: str = option("auto", "auto: on, except over several CPU replicas or workers, or for a keras.applications "
+                              "backbone on a CPU (a third more memory)", choices=("auto", "on", "off"))
+    allocator: str = option("auto", "retain: training processes keep freed memory for the next step (1.25-1.4x "
+                                    "faster on a CPU); auto: retain for the compact CNN",
+                            choices=("auto", "retain", "system"))
+    jobs: str = option("auto", "planes trained at once, each in its own process; auto: one per plane on a "
+                               "CPU-only machine, else 1", type=_jobs)
+    threads: int = option(0, "TensorFlow threads per training process; 0: the cores shared out among --jobs")
+    steps_per_execution: int = option(8, "training steps per call into the compiled graph, one replica only")
+    strategy: str = option("auto", "auto: MirroredStrategy over all GPUs when there are several; multiworker: one "
+                                   "process per machine, cluster from TF_CONFIG",
+                           choices=("auto", "default", "mirrored", "multiworker"))
+    cpu_replicas: int = option(1, "split the CPU into N logical devices (tests the multi-replica path)")
+    quiet: bool = option(False, "no progress bars", action="store_true")
+    verbose: bool = option(False, "also show TensorFlow's native start-up log lines (or set MRNET_VERBOSE=1)",
+                           action="store_true")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The randomised phantom corpus the localiser and the crop CNN learn from (learning/artefacts.py)."""
+    styles: tuple = option(STYLES, "drawings of the knee in the corpus; leave out the style you evaluate on",
+                           nargs="+", choices=STYLES)
+    exams: int = option(120, "training exams per style")
+    seed: int = option(7919, "fit.py's phantom uses seed 0: the corpus never holds an exam it trains or scores on")
+    dirs: tuple = option((), "learn from these phantom folders instead (anatomy and tear truth beside the series)",
+                         nargs="+", type=Path)
+
+
+@dataclass(frozen=True)
+class LocaliserNet:
+    """The localiser's shape (learning/localiser.py): its folder's manifest records it."""
+    input_size: int = option(128, "the coarse network's view of a slice, block-averaged", choices=(64, 128))
+    width: int = option(8, "coarse network base width")
+    grid: int = option(32, "heat map cells a side (8 px at 256)", choices=(32, 64))
+    refiner_width: int = option(16, "the refiner's base width")
+    refinements: int = option(2, "close-up corrections of each centre")
+
+
+@dataclass(frozen=True)
+class LocaliserTraining:
+    epochs: int = option(8, "of the coarse network")
+    refiner_epochs: int = option(5, "of the refiner")
+    lr: float = option(2e-3, "peak learning rate")
+    batch: int = option(64, "slices a batch")
+    jitter: float = option(6.0, "the refiner learns from windows placed this far off (sd, px at 256)")
+    seed: int = option(0, "initialisation and sampling")
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """pretrain.py: the crop CNN on window labels (or the whole-slice model on slice labels)."""
+    target: str = option("auto", "windows: the crop CNN on window labels; slices: the whole-slice model on slice "
+                                 "labels; auto: windows with --crops", choices=("auto", "windows", "slices"))
+    epochs: int = option(0, "0: 20 over windows (an epoch is every window of the corpus), 6 over slices")
+    lr: float = option(1e-3, "peak learning rate")
+    batch: int = option(128, "windows a batch, with --target windows")
+
+
+@dataclass(frozen=True)
+class Training:
+    """How fit.py trains the plane models from exam labels."""
+    planes: tuple = option(PLANES, "planes to (re)train", nargs="+", choices=PLANES)
+    epochs: int = option(10, "")
+    patience: int = option(4, "early stopping on tuning mean AUC, counted from half of --epochs on")
+    lr: float = option(None, f"peak learning rate (default {LR_FROM_SCRATCH:g}, or {LR_FROM_PRETRAINED:g} for a "
+                             "whole-slice model started from pretrained weights)")
+    init: str = option("auto", "where the pretrainable network starts: none (random); shipped (the repository's "
+                               "crop CNN, train/artefacts, with --crops); retrain (pretrain.py on the corpus, cached "
+                               "on first use); PATH (a folder pretrain.py wrote); auto: shipped with --crops when "
+                               "it matches the run, retrain when it does not, none without --crops")
+    freeze_epochs: int = option(0, "with a pretrained --init: the pretrained network held still for the first N "
+                                   "epochs, then the whole model")
+    localiser: str = option("auto", "with --crops, what places the windows: shipped (train/artefacts), retrain "
+                                    "(localise.py on the corpus, cached on first use), PATH (a folder localise.py "
+                                    "wrote), truth (the phantom's anatomy: the benchmark's ceiling; no bundle); "
+                                    "auto: shipped when it matches the run's corpus, else retrain")
+    placement_error: float = option(0.0, "with --crops: move every exam's windows by a random offset of this sd "
+                                         "(px at 256), held for the whole exam (the benchmark's robustness curve)")
+    tune_fraction: float = option(0.2, "share of train held out for early stopping and the combiner")
+    resume: bool = option(False, "continue an interrupted run in --run-dir", action="store_true")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    data_dir: Path = option(None, "MRNet-v1.0 root (default: the phantom, generated on first use)", type=Path)
+    bundle: Path = option(None, "output bundle (default: submission/bundle)", type=Path)
+    run_dir: Path = option(None, "checkpoints, logs and curves (default: runs/latest)", type=Path)
+    training: Training = Training()
+    model: Model = Model()
+    compute: Compute = Compute()
+    corpus: Corpus = Corpus()
+    localiser: LocaliserNet = LocaliserNet()  # for --localiser retrain: the recipe's own
+    localiser_training: LocaliserTraining = LocaliserTraining()
+    pretraining: Pretraining = Pretraining()  # for --init retrain: the recipe's own
+
+
+@dataclass(frozen=True)
+class LocaliseConfig:
+    out: Path = option(None, "folder to write the weights and manifest into", type=Path)
+    planes: tuple = option(PLANES, "", nargs="+", choices=PLANES)
+    measure_on: tuple = option((), "phantom folders (with anatomy truth) whose valid split the precision is also "
+                                   "measured on", nargs="*", type=Path)
+    net: LocaliserNet = LocaliserNet()
+    training: LocaliserTraining = LocaliserTraining()
+    corpus: Corpus = Corpus()
+    compute: Compute = Compute()
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    out: Path = option(None, "folder to write the weights and manifest into", type=Path)
+    planes: tuple = option(PLANES, "", nargs="+", choices=PLANES)
+    pretraining: Pretraining = Pretraining()
+    model: Model = Model()
+    corpus: Corpus = Corpus()
+    compute: Compute = Compute()
+
+
+# the flag prefix of a section, where its fields would clash with another's
+PREFIX = {"corpus": "corpus-"}
+
+
+def _hints(cls):
+    return typing.get_type_hints(cls)
+
+
+def add_flags(ap, cls, dest="", prefix="", skip=()):
+    """A flag per field of `cls` (and of its sections, each under its own dest prefix)."""
+    hints = _hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        kind = hints[f.name]
+        if is_dataclass(kind):
+            if f.name in ("localiser", "localiser_training", "pretraining") and cls is FitConfig:
+                continue  # fit.py retrains artefacts with the recipe's own settings, no flags of theirs
+            add_flags(ap, kind, f"{dest}{f.name}.", PREFIX.get(f.name, ""))
+            continue
+        meta = dict(f.metadata)
+        text = meta.pop("help", "")
+        if kind is bool and "action" not in meta:
+            meta["action"] = argparse.BooleanOptionalAction
+        elif kind in (int, float, str) and "type" not in meta:
+            meta["type"] = kind
+        if kind is tuple and meta.get("type") is None:
+            meta["type"] = str
+        if meta.get("action") not in ("store_true", argparse.BooleanOptionalAction) and "choices" not in meta:
+            meta["metavar"] = f.name.upper()
+        default = list(f.default) if isinstance(f.default, tuple) else f.default
+        shown = "" if default in (None, (), []) else " (%(default)s)"
+        ap.add_argument("--" + prefix + f.name.replace("_", "-"), dest=dest + f.name, default=default,
+                        help=text + shown, **meta)
+
+
+def from_namespace(cls, namespace, dest=""):
+    """The frozen configuration of a parsed command line (the flags add_flags made)."""
+    values = {}
+    for f in fields(cls):
+        kind = _hints(cls)[f.name]
+        if is_dataclass(kind):
+            values[f.name] = from_namespace(kind, namespace, f"{dest}{f.name}.")
+        elif hasattr(namespace, dest + f.name):
+            value = getattr(namespace, dest + f.name)
+            values[f.name] = tuple(value) if kind is tuple and value is not None else value
+    return cls(**values)
+
+
+def to_dict(config):
+    """A configuration as plain JSON values (paths as strings, tuples as lists)."""
+    def plain(value):
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    return plain(asdict(config))
+
+
+def from_dict(cls, values):
+    """A configuration back from to_dict's values; a key it does not know is refused by name."""
+    unknown = set(values) - {f.name for f in fields(cls)}
+    if unknown:
+        raise TypeError(f"{cls.__name__}: unknown settings {sorted(unknown)}")
+    out = {}
+    for f in fields(cls):
+        if f.name not in values:
+            continue
+        kind, value = _hints(cls)[f.name], values[f.name]
+        if is_dataclass(kind):
+            value = from_dict(kind, value)
+        elif kind is tuple:
+            value = tuple(Path(v) for v in value) if f.metadata.get("type") is Path else tuple(value)
+        elif kind is Path and value is not None:
+            value = Path(value)
+        out[f.name] = value
+    return cls(**out)
+
+
+def to_json(config):
+    return json.dumps(to_dict(config), sort_keys=True)
+
+
+def from_json(cls, text):
+    return from_dict(cls, json.loads(text))
 
 
 def pretrained_weights(weights):
@@ -154,15 +291,96 @@ def pretrained_weights(weights):
     return weights not in ("none", None)
 
 
-def slice_budget(args):
+def slice_budget(model, compute):
     """--batch-slices resolved: training memory is activations, which grow with the slices in a batch.
     The compact CNN at 64 px takes 1.06 GiB for 96 slices; efficientnetb0 at 256 px about 0.13 GiB a
     slice (12.1 GiB for 96, 5.04 GiB for 32: benchmarks/training_memory.py), a quarter of that at
     128 px. So a pretrained keras.applications backbone at 256 px takes 32 slices, about one exam:
     its BatchNorm keeps its statistics (model.applications_backbone), so nothing depends on the
-    batch. From scratch (--weights none) its BatchNorm learns from the batch, and over one exam's
-    slices that ranked exams inversely: 96 slices, several exams, the memory notwithstanding."""
-    if args.batch_slices != "auto":
-        return args.batch_slices
-    pretrained = pretrained_weights(getattr(args, "weights", "none"))
-    return 32 if args.backbone != "compact" and args.input_size == 256 and pretrained else 96
+    batch. From scratch its BatchNorm learns from the batch, and over one exam's slices that ranked
+    exams inversely: 96 slices, several exams, the memory notwithstanding."""
+    if compute.batch_slices != "auto":
+        return compute.batch_slices
+    pretrained = pretrained_weights(model.weights)
+    return 32 if model.backbone != "compact" and model.input_size == 256 and pretrained else 96
+
+
+def resolve_fit(config):
+    """fit.py's "auto"s decided: the slice budget, the init, the learning rate, the output folders.
+    Refuses what cannot train (ValueError naming the flag)."""
+    model, training = config.model, config.training
+    init = training.init
+    if init == "auto":
+        init = "auto" if model.crops else "none"  # with crops: shipped or retrain, decided with the artefact
+    if training.freeze_epochs and (init == "none" or training.freeze_epochs >= training.epochs):
+        raise ValueError("--freeze-epochs needs a pretrained --init and fewer epochs than --epochs")
+    if model.backbone == "compact" and model.weights != "none":
+        raise ValueError("--weights is for a keras.applications --backbone; the compact CNN trains from its own "
+                         "start (see --init)")
+    lr = training.lr if training.lr is not None else \
+        LR_FROM_PRETRAINED if init != "none" and not model.crops else LR_FROM_SCRATCH
+    return replace(config, training=replace(training, init=init, lr=lr),
+                   bundle=config.bundle or ROOT / "submission" / "bundle", run_dir=config.run_dir or ROOT / "runs" / "latest",
+                   compute=replace(config.compute, batch_slices=slice_budget(model, config.compute)))
+
+
+def resolve_pretrain(config):
+    target = config.pretraining.target
+    if target == "auto":
+        target = "windows" if config.model.crops else "slices"
+    epochs = config.pretraining.epochs or {"slices": 6, "windows": 20}[target]
+    if config.model.backbone != "compact":
+        raise ValueError("--backbone: pretraining is for the compact backbone (keras.applications ones take "
+                         "--weights)")
+    return replace(config, pretraining=replace(config.pretraining, target=target, epochs=epochs),
+                   compute=replace(config.compute, batch_slices=slice_budget(config.model, config.compute),
+                                   strategy="default"))
+
+
+def resolve_localise(config):
+    return replace(config, compute=replace(config.compute, strategy="default"))
+
+
+RESOLVE = {FitConfig: resolve_fit, PretrainConfig: resolve_pretrain, LocaliseConfig: resolve_localise}
+
+
+def parser(cls, description):
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_flags(ap, cls)
+    return ap
+
+
+def parse(cls, description, argv=None, required=()):
+    """The command line parsed once into the command's frozen, resolved configuration."""
+    ap = parser(cls, description)
+    namespace = ap.parse_args(argv)
+    for name in required:
+        if getattr(namespace, name) is None:
+            ap.error(f"--{name.replace('_', '-')} is required")
+    try:
+        return RESOLVE[cls](from_namespace(cls, namespace))
+    except ValueError as e:  # a combination of flags that cannot train: a usage error, exit 2
+        ap.error(str(e))
+
+
+def fit_config(**sections):
+    """fit.py's configuration as an empty command line gives it, resolved, with sections replaced:
+    e.g. fit_config(model={"crops": False}, compute={"batch_slices": 64}). What a sweep, a benchmark
+    or a test trains with, so that it trains as fit.py trains; an unknown key is refused by name."""
+    base = FitConfig()
+    for name, values in sections.items():
+        section = getattr(base, name)
+        unknown = set(values) - {f.name for f in fields(section)}
+        if unknown:
+            raise TypeError(f"fit_config: no setting {sorted(unknown)} in {name}")
+        base = replace(base, **{name: replace(section, **values)})
+    return resolve_fit(base)
+
+
+def model_config(model):
+    """The build_model arguments of a Model section: what a model's weights were trained with."""
+    return asdict(model)
+
+
+MODEL_KEYS = tuple(f.name for f in fields(Model))
+MODEL_DEFAULTS = asdict(Model())

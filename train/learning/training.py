@@ -49,10 +49,12 @@ def adamw(lr, weight_decay, steps_per_epoch, epochs):
     return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
 
 
-def pooled_input(args):
-    """Whether the model trains on what the pipeline prepares (block-averaged slices; with --crops,
-    windows too) rather than raw uint8 slices: the weights are the same (learning/export.py)."""
-    return args.crops or args.input_size < 256
+def pooled_input(model):
+    """Whether a plane model (a recipe Model section, or its dict) trains on what the pipeline
+    prepares (block-averaged slices; with crops, windows too) rather than raw uint8 slices: the
+    weights are the same (learning/export.py)."""
+    model = model if isinstance(model, dict) else vars(model)
+    return model["crops"] or model["input_size"] < 256
 
 
 def split_logits(step, dataset):
@@ -121,9 +123,10 @@ def plane_callbacks(plane_dir, tensorboard_dir, epochs, patience, tune=None, sta
     ]
 
 
-def compile_plane(model, args, steps, epochs, pos_weight, devices, lr=None):
-    """The optimiser's schedule spans `epochs` (a phase of the run when the backbone starts frozen)."""
-    model.compile(optimizer=adamw(args.lr if lr is None else lr, args.weight_decay, steps, epochs),
+def compile_plane(model, lr, compute, steps, epochs, pos_weight, devices):
+    """The optimiser's schedule spans `epochs` (a phase of the run when the backbone starts frozen);
+    `compute` is the recipe's Compute section (weight decay, steps per call into the graph)."""
+    model.compile(optimizer=adamw(lr, compute.weight_decay, steps, epochs),
                   loss=WeightedBCE(pos_weight),
                   # weighted: the fillers of fixed-shape batches have weight 0 and stay out of the training
                   # AUC (the tuning AUC comes from TuneScore: scoring/metrics.py on real exams only)
@@ -132,71 +135,72 @@ def compile_plane(model, args, steps, epochs, pos_weight, devices, lr=None):
                   jit_compile=devices.xla,
                   # several steps per call into the graph: Keras' per-step Python costs as much
                   # as a 64 px step (benchmarks/training_throughput.py)
-                  steps_per_execution=args.steps_per_execution if devices.replicas == 1 else 1)
+                  steps_per_execution=compute.steps_per_execution if devices.replicas == 1 else 1)
 
 
-def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, args, devices):
+def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, config, devices, init_weights=None):
     """Fit one plane's multi-task model, keep its best epoch (tuning mean AUC), and write that
     epoch's logits for every split to plane_dir/logits.npz (the chief only).
 
-    `datasets(name, distribute)` builds a split's dataset for this plane; `devices` is what
-    distributed.setup_devices returned.
+    `datasets(name, distribute)` builds a split's dataset for this plane; `config` is fit.py's
+    (learning/recipe.FitConfig); `devices` is what distributed.setup_devices returned;
+    `init_weights` the pretrained weights file to start from (fit.py --init), or None.
     """
     from learning.distributed import build_from_spec
     from learning.model import build_model
     from learning.recipe import LR_FROM_SCRATCH, model_config
 
+    recipe, training, compute = config.model, config.training, config.compute
     plane_dir.mkdir(parents=True, exist_ok=True)
     fit_ds = datasets("fit", True)
-    frozen = getattr(args, "freeze_epochs", 0)
+    frozen = training.freeze_epochs
     state = read_state(plane_dir)  # --resume: the last complete epoch (fit.py empties the folder otherwise)
     done = state["epoch"] if state else 0
     head_first = done < frozen  # a resumed run past the frozen phase restores the second phase's state
-    pretrained = "window_network" if args.crops else args.backbone  # what --init loads, --freeze-epochs holds
+    pretrained = "window_network" if recipe.crops else recipe.backbone  # what --init loads, --freeze-epochs holds
+    pooled = pooled_input(recipe)
     with devices.strategy.scope():
         # trained on what the pipeline prepares: block-averaged slices, windows (export takes raw slices)
-        model = build_model(**model_config(args), pooled_input=pooled_input(args))
-        if getattr(args, "init_weights", {}).get(plane) and not state:  # fit.py --init: pretrained weights
-            (model.get_layer(pretrained) if args.crops else model).load_weights(args.init_weights[plane])
+        model = build_model(**model_config(recipe), pooled_input=pooled)
+        if init_weights and not state:  # fit.py --init: pretrained weights
+            (model.get_layer(pretrained) if recipe.crops else model).load_weights(init_weights)
         if head_first:
             # the pretrained network held still while the rest learns to read it, at the from-scratch
             # rate (nothing pretrained moves, so nothing is forgotten): with both moving from the
             # start, the head's early gradients rewrite what pretraining taught
             model.get_layer(pretrained).trainable = False
-            compile_plane(model, args, steps, frozen, pos_weight, devices, lr=LR_FROM_SCRATCH)
+            compile_plane(model, LR_FROM_SCRATCH, compute, steps, frozen, pos_weight, devices)
         else:
-            compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
+            compile_plane(model, training.lr, compute, steps, training.epochs - frozen, pos_weight, devices)
         if devices.workers > 1:
             build_from_spec(model, devices.strategy, datasets("tune", False, pooled=True).element_spec)
         if state:
             restore(model, plane_dir, state)
     trim_history(plane_dir / "history.csv", done)
     # every tuning exam once, ragged, as the table at the end reads them (TuneScore)
-    tune = TuneScore(datasets("tune", False, pooled=pooled_input(args)), WeightedBCE(pos_weight))
-    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, args.epochs, args.patience, tune,
+    tune = TuneScore(datasets("tune", False, pooled=pooled), WeightedBCE(pos_weight))
+    callbacks = plane_callbacks(plane_dir, run_dir / "tensorboard" / plane, training.epochs, training.patience, tune,
                                 state)
-    verbose = 0 if args.quiet else 1
-    print(f"[{plane}] training: {steps} batches/epoch, up to {args.epochs} epochs"
+    verbose = 0 if compute.quiet else 1
+    print(f"[{plane}] training: {steps} batches/epoch, up to {training.epochs} epochs"
           + (f", resuming after epoch {done}" if state else ""))
     if head_first:
         print(f"[{plane}] {pretrained} frozen for {frozen} epochs")
-        model.fit(fit_ds, epochs=frozen, initial_epoch=done, callbacks=callbacks,
-                  verbose=verbose)
+        model.fit(fit_ds, epochs=frozen, initial_epoch=done, callbacks=callbacks, verbose=verbose)
         model.get_layer(pretrained).trainable = True
         with devices.strategy.scope():
-            compile_plane(model, args, steps, args.epochs - frozen, pos_weight, devices)
+            compile_plane(model, training.lr, compute, steps, training.epochs - frozen, pos_weight, devices)
     if not (state and state["stopped"] and done >= frozen):  # early stopping had ended it
-        model.fit(fit_ds, epochs=args.epochs, initial_epoch=max(done, frozen),
-                  callbacks=callbacks, verbose=verbose)
+        model.fit(fit_ds, epochs=training.epochs, initial_epoch=max(done, frozen), callbacks=callbacks,
+                  verbose=verbose)
     if not devices.chief:
         finish(plane_dir)
         return
     # predict on one device: every exam once, in order, whatever the strategy
-    (plane_dir / "model_config.json").write_text(json.dumps(model_config(args)))
+    (plane_dir / "model_config.json").write_text(json.dumps(model_config(recipe)))
     # on what the pipeline prepared, as trained: 4x faster than the raw 256 px slices through the
     # exported graph (fit.py's last plane waited a minute for it on 1,250 exams), and the same
     # logits (the exported front computes the same bits: tests/test_pipeline.py)
-    pooled = pooled_input(args)
     model = load_trained(plane_dir)
     out = {name: predict_logits(model, datasets(name, False, pooled=pooled)) for name in ("fit", "tune", "valid")}
     # logits.npz marks the plane finished for --resume: renamed into place whole, then the state goes
@@ -228,11 +232,9 @@ def predict_logits(model, dataset, step=None):
 def load_trained(plane_dir, config=None):
     """The best epoch's model as it trained (on what the pipeline prepares, learning.training.
     pooled_input), built for inference: augmentation is identity outside training."""
-    from argparse import Namespace
-
     from learning.model import build_model
 
     config = config or json.loads((plane_dir / "model_config.json").read_text())
-    model = build_model(**{**config, "weights": "none"}, pooled_input=pooled_input(Namespace(**config)))
+    model = build_model(**{**config, "weights": "none"}, pooled_input=pooled_input(config))
     model.load_weights(str(plane_dir / BEST))
     return model

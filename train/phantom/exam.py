@@ -30,7 +30,7 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
     (anatomy.shape_jitter, anatomy.distractors). These draws come from a stream of their own, so the
     exam's labels, findings and slice counts are those of the same (seed, index) without it.
     `bad_stacks` ({plane: kind}) makes those stacks bad whatever the draw: a benchmark's stacks that
-    miss the knee ("knee outside the field of view"), on which a localiser must find nothing.
+    miss the knee ("out of field of view"), on which a localiser must find nothing.
     """
     rng = np.random.default_rng([seed, index])
     style_rng = np.random.default_rng([seed, index, 0x5EED]) if randomise else None
@@ -86,7 +86,7 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
             plane_pose = (axis_turn(normal, np.deg2rad(style_rng.uniform(-15, 15))) @ pose[0],
                           pose[1] + style_rng.uniform(-14, 14, 3).astype(np.float32), pose[2])
             if rendering["outside"]:
-                kind = "knee outside the field of view"
+                kind = "out of field of view"
         kind = (bad_stacks or {}).get(plane, kind)
         if kind:
             bad[plane] = kind

@@ -109,7 +109,10 @@ def condyle_extent(femur, joint_row):
 def exam_figures(exam):
     """series_figures of an exam's sagittal series (make_exam with_anatomy and with_masks), with the
     condyle's front-to-back extent: its median over the slices that show both horns (through either
-    compartment), measured on the femur's marrow above that slice's joint line."""
+    compartment), measured on the femur's marrow above that slice's joint line. A bad stack (its knee
+    out of view) is left out, as REAL_KNEE.md left out its one unusable series: {}."""
+    if exam["bad"].get("sagittal"):
+        return {}
     marks = exam["anatomy"]["sagittal"]
     out = series_figures(marks)
     femur = exam["masks"]["sagittal"]["femur"]

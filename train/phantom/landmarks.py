@@ -1,7 +1,7 @@
 """Where each structure is, slice by slice: the anatomy truth a localiser learns from and is measured
 against. The phantom draws every structure, so this truth comes for free and is exact.
 
-Per plane and slice, for each of LOCALISED: whether the structure is on the slice (at least
+Per plane and slice, for each of the places (mrnet.contract.PLACES): whether the structure is on the slice (at least
 MIN_AREA pixels of it), the centroid of its pixels and the height and width of their bounding box,
 all in pixels of the 256 x 256 series. Written beside the series as `phantom-anatomy.npz` (one
 float32 (slices, structures, 5) array per plane and case); tears' centroids per slice go into
@@ -13,20 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
-# The places where the findings this package scores live, in the localiser's output order: the ACL,
-# and the menisci as two places per slice. On a sagittal slice at most one meniscus shows, as two
-# horns (a tear sits in one): "meniscus A" is the anterior horn (image left), "meniscus B" the
-# posterior one. On coronal and axial slices both menisci show side by side: A is the one on the
-# image's left, B the one on its right, by where each lies over the whole stack, so a left knee (the
-# mirror image) is localised as well as a right one; which is medial does not matter to the tasks.
-LOCALISED = ("ACL", "meniscus A", "meniscus B")
+from mrnet.contract import PLACES
+
+# The places (mrnet.contract.PLACES), in the localiser's output order: the ACL, and the menisci as two
+# places per slice. On a sagittal slice at most one meniscus shows, as two horns (a tear sits in one):
+# "meniscus A" is the anterior horn (image left), "meniscus B" the posterior one. On coronal and axial
+# slices both menisci show side by side: A is the one on the image's left, B the one on its right, by
+# where each lies over the whole stack, so a left knee (the mirror image) is localised as well as a
+# right one; which is medial does not matter to the tasks.
 FIELDS = ("present", "row", "col", "height", "width")
 MIN_AREA = 12  # pixels at 256: a sliver at a structure's edge is not something to crop around
 ANATOMY = "phantom-anatomy.npz"
 
 
 def places(masks, plane):
-    """{place in LOCALISED: boolean (slices, 256, 256) mask} from the phantom's structure masks."""
+    """{place in PLACES: boolean (slices, 256, 256) mask} from the phantom's structure masks."""
     medial, lateral = masks["medial meniscus"], masks["lateral meniscus"]
     if plane == "sagittal":
         both = medial | lateral
@@ -45,12 +46,12 @@ def places(masks, plane):
 
 
 def slice_landmarks(masks, plane):
-    """(slices, len(LOCALISED), 5) float32: present, centroid row and column, bounding-box height and
+    """(slices, len(PLACES), 5) float32: present, centroid row and column, bounding-box height and
     width (pixels of the 256 px series), from the phantom's structure masks. Absent: zeros."""
     found = places(masks, plane)
     n = len(found["ACL"])
-    out = np.zeros((n, len(LOCALISED), len(FIELDS)), np.float32)
-    for k, name in enumerate(LOCALISED):
+    out = np.zeros((n, len(PLACES), len(FIELDS)), np.float32)
+    for k, name in enumerate(PLACES):
         for i, plane_slice in enumerate(found[name]):
             rows, cols = np.nonzero(plane_slice)
             if len(rows) < MIN_AREA:

@@ -340,13 +340,11 @@ def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anato
     geometric = style == "geometric"
     slices = slice_count(rng)
     shift = rng.uniform(-9, 9, 2)
-    if bad == "out of field of view":
-        shift = rng.choice([-1, 1], 2) * rng.uniform(55, 75, 2)
     coverage = rng.uniform(0.9, 1.08)
     own = np.random.default_rng(rng.integers(1 << 63))  # the plain look of this stack
     table = CONTRAST[style][plane]
     look, size = (own, size) if rendering is None else (rendering["rng"], rendering["render_size"] or size)
-    if bad == "knee outside the field of view":  # from the look's stream: the exam's own draws stay
+    if bad == "out of field of view":  # the knee outside it: air and noise (from the look's own stream)
         shift = look.choice([-1, 1], 2) * look.uniform(0.8, 1.0, 2) * GEOMETRY[plane]["fov"]
     waves = waves or texture_waves(np.random.default_rng(0))
     if rendering is None:
