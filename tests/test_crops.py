@@ -188,3 +188,31 @@ def test_an_exam_without_a_confident_place_falls_back_to_the_whole_slice(tmp_pat
     voted = model({"slices": pooled, "crops": rng.normal(size=(7, 3, 32, 32)).astype(np.float32),
                    "gates": np.ones((7, 3), np.float32), "counts": counts})
     assert np.abs(np.asarray(voted) - out["logits"].numpy()).max() > 1e-3
+
+
+def test_an_ensemble_plane_serves_and_explains_the_mean_of_its_members(tmp_path):
+    """fit.py --ensemble: the plane's SavedModel holds its members and the shared localiser; its
+    logits are the mean of the members' own on the same windows, and so are the slice scores."""
+    import keras
+    import tensorflow as tf
+
+    from learning.crops import front
+    from learning.export import export_plane
+    from learning.localiser import build_localiser
+    from learning.model import build_model
+
+    keras.utils.set_random_seed(1)
+    members = [build_model(width=8, crop_width=8, crops=True, pooled_input=True, seed=s) for s in (0, 1)]
+    localiser = build_localiser(width=4, refiner_width=4, refinements=1)
+    export_plane(members, tmp_path / "plane", localiser)
+    served = tf.saved_model.load(str(tmp_path / "plane"))
+    series = np.random.default_rng(2).integers(0, 255, (6, 256, 256)).astype(np.uint8)
+    counts = np.array([4, 2], np.int32)
+    seen = front(series, 64, True, localiser)
+    x = {name: np.asarray(seen[name]) for name in ("slices", "crops", "gates")} | {"counts": counts}
+    each = [np.asarray(m(x, training=False)) for m in members]
+    assert np.abs(each[0] - each[1]).max() > 1e-3  # two different members: the mean is not either one
+    out = served.serve(slices=tf.constant(series), counts=tf.constant(counts))
+    np.testing.assert_allclose(out["logits"].numpy(), np.mean(each, axis=0), atol=1e-5)
+    one = served.explain(slices=tf.constant(series[:4]), counts=tf.constant([4], tf.int32))
+    assert one["slice_logits"].shape == (4, 3) and one["window_logits"].shape == (4, 3, 3)

@@ -65,15 +65,16 @@ def main(argv=None):
     # 3. one multi-task model per plane, side by side on a CPU; each writes its best epoch's logits
     from learning.parallel import own_processes, peak_rss_gib, plane_jobs, train_in_processes
 
-    todo = []
+    todo = []  # a unit per plane and ensemble member: "sagittal", "sagittal-1" ...
     for plane in PLANES:
-        finished = (run_dir / plane / "logits.npz").exists()
-        if plane not in training.planes and not finished:
-            sys.exit(f"fit: plane {plane} not trained in {run_dir}; include it in --planes")
-        if plane not in training.planes or (training.resume and finished):
-            print(f"[{plane}] reusing finished model from {run_dir / plane}")
-        else:
-            todo.append(plane)
+        for unit in members(plane, training.ensemble):
+            finished = (run_dir / unit / "logits.npz").exists()
+            if plane not in training.planes and not finished:
+                sys.exit(f"fit: {unit} not trained in {run_dir}; include {plane} in --planes")
+            if plane not in training.planes or (training.resume and finished):
+                print(f"[{unit}] reusing finished model from {run_dir / unit}")
+            else:
+                todo.append(unit)
     data = (data_dir, splits, source, targets, init, localiser)
     jobs = plane_jobs(compute.jobs, devices, len(todo), model.backbone)
     children = own_processes(devices)
@@ -81,11 +82,11 @@ def main(argv=None):
         train_in_processes(train_one, config, todo, run_dir, jobs, extra=(data, run_dir))
     for plane in () if children else todo:
         train_one(config, plane, data, run_dir, devices)
-    logits = {name: {} for name in splits}
+    logits = {name: {} for name in splits}  # an ensemble's: the mean of its members', as the bundle computes
     for plane in PLANES if devices.chief else ():
-        saved = np.load(run_dir / plane / "logits.npz", allow_pickle=False)
+        saved = [np.load(run_dir / unit / "logits.npz", allow_pickle=False) for unit in members(plane, training.ensemble)]
         for name in splits:
-            logits[name][plane] = saved[name]
+            logits[name][plane] = np.mean([s[name] for s in saved], axis=0)
     if not devices.chief:
         shutil.rmtree(run_dir, ignore_errors=True)
         print("worker: training done; the chief writes the bundle")
@@ -123,18 +124,29 @@ def main(argv=None):
           f"peak memory {peak:.1f} GiB in one process)")
 
 
-def train_one(config, plane, data, run_dir, devices=None):
-    """One plane's training, in this process or in one of its own (learning/parallel.py passes no
-    `devices`: a fresh process sets up its own, with its share of the cores)."""
+def members(plane, ensemble):
+    """The training units of a plane: itself, then "<plane>-1" ... for the other ensemble members."""
+    return [plane] + [f"{plane}-{m}" for m in range(1, ensemble)]
+
+
+def train_one(config, unit, data, run_dir, devices=None):
+    """One plane's (or ensemble member's) training, in this process or in one of its own
+    (learning/parallel.py passes no `devices`: a fresh process sets up its own, with its share of
+    the cores). Member m trains from seed + m: its own start and shuffling, on the run's split."""
+    from dataclasses import replace
+
     from learning.distributed import setup_devices
     from learning.training import positive_weights, train_plane
     from mrnet import runtime
 
     runtime.configure(config.compute.verbose)
+    plane, _, member = unit.partition("-")
     data_dir, splits, source, targets, init, localiser = data
-    devices = devices or setup_devices(config.compute, config.model.backbone, config.model.seed)
-    datasets, steps = plane_datasets(config, devices, data_dir, splits, source, targets, plane, localiser)
-    train_plane(plane, run_dir / plane, run_dir, datasets, steps, positive_weights(targets["fit"]), config, devices,
+    own = replace(config, model=replace(config.model, seed=config.model.seed + int(member or 0)))
+    devices = devices or setup_devices(own.compute, own.model.backbone, own.model.seed)
+    datasets, steps = plane_datasets(own, devices, data_dir, splits, source, targets, plane, localiser,
+                                     config.model.seed)
+    train_plane(unit, run_dir / unit, run_dir, datasets, steps, positive_weights(targets["fit"]), own, devices,
                 init.get(plane))
 
 
@@ -197,7 +209,7 @@ def prepare_run_dir(config, devices):
     return run_dir
 
 
-def plane_datasets(config, devices, data_dir, splits, source, targets, plane, localiser):
+def plane_datasets(config, devices, data_dir, splits, source, targets, plane, localiser, run_seed):
     """(datasets(name, distribute, pooled=distribute) -> tf.data of that split for this plane, fit batches per replica per epoch).
 
     distribute=True: training's batches (block-averaged to --input-size, fixed shapes under XLA or
@@ -210,7 +222,7 @@ def plane_datasets(config, devices, data_dir, splits, source, targets, plane, lo
     paths = split_paths(data_dir, splits, source, plane)
     replicas = devices.replicas
     model, budget = config.model, config.compute.batch_slices
-    prepared = prepare_crops(config, data_dir, paths, plane, localiser) if model.crops else None
+    prepared = prepare_crops(config, data_dir, paths, plane, localiser, run_seed) if model.crops else None
 
     def datasets(name, distribute, pooled=None):
         pooled = distribute if pooled is None else pooled
@@ -234,7 +246,7 @@ def plane_datasets(config, devices, data_dir, splits, source, targets, plane, lo
     return datasets, max(1, count_batches(paths["fit"], budget) // replicas)
 
 
-def prepare_crops(config, data_dir, paths, plane, localiser):
+def prepare_crops(config, data_dir, paths, plane, localiser, seed):
     """{split: prepared exams} (pipeline.prepare_exams): every exam once through the localiser (or the
     phantom's truth), with --placement-error's offset per exam and place, the same in every run."""
     import numpy as np
@@ -243,7 +255,7 @@ def prepare_crops(config, data_dir, paths, plane, localiser):
     from learning.crops import MARGIN
     from learning.pipeline import prepare_exams
 
-    truth, error, seed = config.training.localiser == "truth", config.training.placement_error, config.model.seed
+    truth, error = config.training.localiser == "truth", config.training.placement_error
     if truth:
         from phantom.landmarks import read_anatomy
 
@@ -308,7 +320,8 @@ def freeze(config, run_dir, data_dir, labels, table, combiner, init, localiser):
             from learning.localiser import load_localiser
 
             placer = load_localiser(localiser, plane)
-        export_plane(load_trained(run_dir / plane), folder, placer)
+        export_plane([load_trained(run_dir / unit) for unit in members(plane, config.training.ensemble)], folder,
+                     placer)
 
     manifest = build_manifest(config, data_dir, labels, table, combiner, init, localiser)
     write_bundle(config.bundle, export, combiner, manifest)

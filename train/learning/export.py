@@ -73,18 +73,24 @@ def slice_scores(feature_map, head, mode, windows=None, gates=None, mixing=None)
     return logits + votes @ mix + mix_bias, cam, shares
 
 
-def export_plane(model, folder, localiser=None):
-    """One plane's SavedModel from its trained model: raw uint8 slices in (the front: block average,
-    and with crops the frozen localiser and its windows, learning/crops.py), three logits out."""
+def export_plane(models, folder, localiser=None):
+    """One plane's SavedModel from its trained model, or from an ensemble's members (a list: their
+    logits, slice scores and maps averaged): raw uint8 slices in (the front: block average, and with
+    crops the frozen localiser and its windows, learning/crops.py, shared by the members), three
+    logits out."""
     from learning.crops import WINDOW, front
     from learning.layers import exam_ids, segment_sum
 
+    models = models if isinstance(models, (list, tuple)) else [models]
+    model = models[0]  # the members share their inputs and shape
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    for member in models:
+        archive.track(member)
     if localiser is not None:
         archive.track(localiser)
-    features, head, mixing, mode = explain_parts(model)
-    archive.track(features)
+    parts_of = [explain_parts(member) for member in models]
+    for features, *_ in parts_of:
+        archive.track(features)
     spec = model.input["slices"]
     input_size = spec.shape[1]
     pooled = spec.dtype == "float32"
@@ -94,10 +100,13 @@ def export_plane(model, folder, localiser=None):
         seen = front(slices, input_size, pooled, localiser if crops else None)
         return {name: seen[name] for name in model.input if name != "counts"} | {"counts": counts}, seen
 
+    def mean(values):
+        return tf.add_n(values) / float(len(values))
+
     @tf.function(input_signature=SIGNATURE)
     def serve(slices, counts):
         x, seen = inputs(slices, counts)
-        logits = tf.cast(model(x, training=False), tf.float32)
+        logits = mean([tf.cast(member(x, training=False), tf.float32) for member in models])
         out = {"logits": logits, "probabilities": tf.sigmoid(logits)}
         if crops:  # per exam, the slices on which each place's window was used: 0 everywhere is a fallback
             ids = exam_ids(counts, tf.shape(slices)[0])
@@ -107,12 +116,14 @@ def export_plane(model, folder, localiser=None):
     @tf.function(input_signature=SIGNATURE)
     def explain(slices, counts):
         x, seen = inputs(slices, counts)
-        parts = features(x, training=False)
-        logits, cam, shares = slice_scores(parts["map"], head, mode, parts.get("windows"), seen.get("gates"), mixing)
-        out = {"slice_logits": logits, "cam": cam}
+        scores = []
+        for features, head, mixing, mode in parts_of:
+            parts = features(x, training=False)
+            scores.append(slice_scores(parts["map"], head, mode, parts.get("windows"), seen.get("gates"), mixing))
+        out = {"slice_logits": mean([s[0] for s in scores]), "cam": mean([s[1] for s in scores])}
         if crops:  # each place's window on each slice: its share of the slice's logits, where it was cut
             corner = tf.round(seen["centres"]) - WINDOW // 2
-            out.update(window_logits=shares, gates=seen["gates"], presence=seen["presence"],
+            out.update(window_logits=mean([s[2] for s in scores]), gates=seen["gates"], presence=seen["presence"],
                        boxes=tf.concat([corner, corner + WINDOW], axis=-1))  # top, left, bottom, right
         return out
 
@@ -221,6 +232,9 @@ def build_manifest(config, data_dir, labels, table, combiner, init, localiser):
                         "csv_columns": list(TASKS)},
         "configuration": portable_config(config),
         "init": {plane: portable_path(path) for plane, path in init.items()},
+        "ensemble": {"members_per_plane": config.training.ensemble,
+                     "seeds": [config.model.seed + m for m in range(config.training.ensemble)],
+                     "combined": "each plane's SavedModel averages its members' logits"},
         "pretrained": artefact_record(Path(next(iter(init.values()))).parent) if init else None,
         "localiser": artefact_record(localiser),
         "data": {"name": data_name(data_dir), "fingerprint": data_fingerprint(labels, data_dir)},

@@ -156,6 +156,8 @@ class Training:
     placement_error: float = option(0.0, "with --crops: move every exam's windows by a random offset of this sd "
                                          "(px at 256), held for the whole exam (the benchmark's robustness curve)")
     tune_fraction: float = option(0.2, "share of train held out for early stopping and the combiner")
+    ensemble: int = option(1, "models per plane, each from its own seed (its initialisation and shuffling; the "
+                              "split stays the run's), their logits averaged inside the plane's SavedModel")
     resume: bool = option(False, "continue an interrupted run in --run-dir", action="store_true")
 
 
