@@ -78,18 +78,26 @@ def _command(tmp_path_factory, script, name, *flags):
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_phantom, tiny_localiser, pretrained, tmp_path_factory):
-    """A real bundle from fit.py's recipe: two epochs on the tiny phantom, every plane, the crop branch
-    placed by the tiny localiser and started from the tiny pretrained window network, XLA over
-    fixed-shape batches (fit's default on a CPU). Seed 3 splits train so that every task has both
-    classes among the tuning exams: the kept epoch is then chosen on a defined competition mean
-    (test_model.py)."""
+    """A real bundle from fit.py's recipe on the tiny phantom, every plane, the crop branch placed by
+    the tiny localiser and started from the tiny pretrained window network, XLA over fixed-shape
+    batches (fit's default on a CPU). Two epochs: the first with the pretrained window network held
+    still, the second at learning rate 0, so its window network is the pretrained one bit for bit
+    (test_pretraining.py); the planes one after another (--jobs 1), each in a process of its own.
+    Seed 3 splits train so that every task has both classes among the tuning exams: the kept epoch
+    is then chosen on a defined competition mean (test_model.py). Its output stays in fit.log."""
+    import contextlib
+    import io
+
     import fit
 
     work = tmp_path_factory.mktemp("fit")
-    fit.main(["--data-dir", str(tiny_phantom), "--run-dir", str(work / "run"), "--bundle", str(work / "bundle"),
-              "--epochs", "2", "--batch-slices", "64", "--width", "8", "--crop-width", "8", "--quiet",
-              "--tune-fraction", "0.5", "--seed", str(TINY_FIT_SEED), "--crops", "--localiser", str(tiny_localiser),
-              "--init", str(pretrained)])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        fit.main(["--data-dir", str(tiny_phantom), "--run-dir", str(work / "run"), "--bundle", str(work / "bundle"),
+                  "--epochs", "2", "--freeze-epochs", "1", "--lr", "0", "--jobs", "1", "--batch-slices", "64",
+                  "--width", "8", "--crop-width", "8", "--quiet", "--tune-fraction", "0.5", "--seed",
+                  str(TINY_FIT_SEED), "--crops", "--localiser", str(tiny_localiser), "--init", str(pretrained)])
+    (work / "fit.log").write_text(out.getvalue())
     return work / "bundle"
 
 

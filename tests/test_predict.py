@@ -37,14 +37,31 @@ def reference(tiny_phantom, tiny_bundle, tmp_path_factory):
     return out
 
 
-def test_output_format_and_row_count(reference):
+def test_output_format_and_row_count(reference, tiny_phantom, tiny_bundle):
+    """Three plain numbers a line, one line per exam, and the numbers are the bundle's: each plane's
+    SavedModel on the exam's raw series, through the combiner, computed here without predict.py."""
+    import json
+
+    import tensorflow as tf
+
+    from mrnet.combiner import apply
+
     text = reference.read_text()
     lines = text.splitlines()
     assert len(lines) == 3 and text.endswith("\n")
     for line in lines:
         values = line.split(",")
         assert len(values) == 3 and all("[" not in v for v in values)
-        assert all(0.0 <= float(v) <= 1.0 for v in values)
+    cases = sorted(p.stem for p in (tiny_phantom / "valid" / "sagittal").glob("*.npy"))
+    logits = {}
+    for plane in ("sagittal", "coronal", "axial"):
+        served = tf.saved_model.load(str(tiny_bundle / plane))
+        logits[plane] = np.concatenate([served.serve(
+            slices=tf.constant(np.load(tiny_phantom / "valid" / plane / f"{c}.npy", allow_pickle=False)),
+            counts=tf.constant([len(np.load(tiny_phantom / "valid" / plane / f"{c}.npy", allow_pickle=False))],
+                               tf.int32))["logits"].numpy() for c in cases])
+    expected = apply(json.loads((tiny_bundle / "combiner.json").read_text()), logits)
+    np.testing.assert_allclose(rows(reference), expected, atol=1e-6)
 
 
 def test_any_line_order_crlf_absolute_paths_and_trailing_blank(tiny_phantom, tiny_bundle, reference, tmp_path):
@@ -176,6 +193,7 @@ def test_manifest_describes_inputs_outputs_and_self_check(tiny_bundle):
         slices = rng.integers(lo, hi + 1, (counts.sum(), *spec["slices"]["shape"][1:]), dtype=spec["slices"]["dtype"])
         model = tf.saved_model.load(str(tiny_bundle / plane))
         out = model.serve(slices=tf.constant(slices), counts=tf.constant(counts))
-        probs = out["probabilities"].numpy()
+        probs, logits = out["probabilities"].numpy(), out["logits"].numpy()
         assert probs.shape == (3, 3) and probs.dtype == np.float32
-        assert np.all((probs >= 0) & (probs <= 1)) and np.all(np.isfinite(out["logits"].numpy()))
+        np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits.astype(np.float64))), atol=1e-6)
+        assert np.abs(logits[0] - logits[2]).max() > 1e-4  # the exams differ: the spec's inputs reach the model

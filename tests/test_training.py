@@ -55,18 +55,45 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_phantom, tmp_path):
     assert (bundle / "manifest.json").is_file()
 
 
+def _tune_losses(run):
+    """{plane: [each epoch's tuning loss]} of a run (history.csv: TuneScore's val_loss, the real
+    tuning exams through the model on one device)."""
+    return {plane: [float(r["val_loss"]) for r in csv.DictReader(open(run / plane / "history.csv"))]
+            for plane in ("sagittal", "coronal", "axial")}
+
+
+# At learning rate 0 nothing moves, so a strategy's run must see exactly the model and exams a
+# single device sees: the same tuning loss every epoch, and about the same training loss (its steps
+# average two replicas' batches of other sizes than one device's batches, and dropout draws differ).
+STILL = ["--epochs", "2", "--lr", "0"]
+
+
+@pytest.fixture(scope="module")
+def single_device(tiny_phantom, tmp_path_factory):
+    run = tmp_path_factory.mktemp("single") / "run"
+    result = subprocess.run(FIT + ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(run.parent /
+                                   "bundle"), *SMALL, *STILL], env=_env(), capture_output=True, text=True, timeout=500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run
+
+
+def _same_as_one_device(run, single):
+    for plane, losses in _tune_losses(run).items():
+        assert losses == pytest.approx(_tune_losses(single)[plane], abs=1e-5), plane
+        rows = [list(csv.DictReader(open(r / plane / "history.csv"))) for r in (run, single)]
+        assert float(rows[0][0]["loss"]) == pytest.approx(float(rows[1][0]["loss"]), rel=0.1), plane
+
+
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tiny_phantom, tmp_path):
+def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tiny_phantom, tmp_path, single_device):
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     result = subprocess.run(
-        FIT + ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL,
-               "--epochs", "2", "--strategy", "mirrored", "--cpu-replicas", "2"],
+        FIT + ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL, *STILL,
+               "--strategy", "mirrored", "--cpu-replicas", "2"],
         env=_env(), capture_output=True, text=True, timeout=500)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MirroredStrategy over 2 replica(s)" in result.stdout
-    for plane in ("sagittal", "coronal", "axial"):
-        rows = list(csv.DictReader(open(run / plane / "history.csv")))
-        assert len(rows) == 2 and all(float(r["loss"]) > 0 for r in rows)
+    _same_as_one_device(run, single_device)
 
     from mrnet.bundle import verify
     verify(bundle, None)
@@ -79,12 +106,12 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_phantom, tmp_path):
+def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_phantom, tmp_path, single_device):
     """MultiWorkerMirroredStrategy as on two machines: one process each, the cluster in TF_CONFIG."""
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     hosts = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
-    args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL,
-            "--epochs", "2", "--strategy", "multiworker"]
+    args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL, *STILL,
+            "--strategy", "multiworker"]
     procs = []
     for index in range(2):
         procs.append(subprocess.Popen(FIT + args, env={**_env(), "TF_CONFIG": tf_config(hosts, index)}, text=True,
@@ -94,9 +121,7 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_
         assert p.returncode == 0, err[-3000:]
     assert "over 2 replica(s), worker 1 of 2" in outs[0][0] and "worker 2 of 2" in outs[1][0]
     assert "the chief writes the bundle" in outs[1][0]
-    for plane in ("sagittal", "coronal", "axial"):
-        rows = list(csv.DictReader(open(run / plane / "history.csv")))
-        assert len(rows) == 2 and all(float(r["loss"]) > 0 for r in rows)
+    _same_as_one_device(run, single_device)
 
     from mrnet.bundle import verify
     verify(bundle, None)

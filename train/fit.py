@@ -10,7 +10,6 @@ and the combiner use the tuning part only, so the `valid` figures printed at the
 exams nothing was selected or fit on.
 """
 
-import argparse
 import shutil
 import sys
 import tempfile

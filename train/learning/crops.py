@@ -30,7 +30,7 @@ def cut_windows(slices, centres, size):
     (N, K, size, size) windows, float32. Centres are rounded to whole pixels; a window reaching past
     the image's edge is filled with black (0), as the scanner's background."""
     slices = ops.cast(slices, "float32")
-    n, k = ops.shape(centres)[0], ops.shape(centres)[1]
+    n = ops.shape(centres)[0]
     half = size // 2
     padded = ops.pad(slices, ((0, 0), (half, half), (half, half)))
     side = 256 + 2 * half

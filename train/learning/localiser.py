@@ -210,9 +210,14 @@ def precision(centres, presence, targets, exams=None):
                                                           for e in dict.fromkeys(exams))))
         order = np.concatenate([np.flatnonzero(exams == e) for e in dict.fromkeys(exams)])
         meniscus = meniscus[order]
-        out["meniscus windows"] = {"on notch slices": float(meniscus[notch].mean()) if notch.any() else None,
-                                   "on slices outside the joint": float(meniscus[outside].mean()) if outside.any()
-                                   else None, "notch slices": int(notch.sum()), "outside slices": int(outside.sum())}
+        # central: the notch's slices less its first and last, where a horn's last sliver may still show
+        central = notch & np.concatenate([[False], notch[:-1]]) & np.concatenate([notch[1:], [False]])
+
+        def share(where):
+            return float(meniscus[where].mean()) if where.any() else None
+        out["meniscus windows"] = {"on notch slices": share(notch), "on central notch slices": share(central),
+                                   "on slices outside the joint": share(outside), "notch slices": int(notch.sum()),
+                                   "central notch slices": int(central.sum()), "outside slices": int(outside.sum())}
     return out
 
 

@@ -109,16 +109,16 @@ class Corpus:
 class LocaliserNet:
     """The localiser's shape (learning/localiser.py): its folder's manifest records it."""
     input_size: int = option(128, "the coarse network's view of a slice, block-averaged", choices=(64, 128))
-    width: int = option(8, "coarse network base width")
+    width: int = option(12, "coarse network base width")
     grid: int = option(32, "heat map cells a side (8 px at 256)", choices=(32, 64))
-    refiner_width: int = option(16, "the refiner's base width")
+    refiner_width: int = option(24, "the refiner's base width")
     refinements: int = option(2, "close-up corrections of each centre")
 
 
 @dataclass(frozen=True)
 class LocaliserTraining:
-    epochs: int = option(8, "of the coarse network")
-    refiner_epochs: int = option(5, "of the refiner")
+    epochs: int = option(24, "of the coarse network")
+    refiner_epochs: int = option(16, "of the refiner")
     lr: float = option(2e-3, "peak learning rate")
     batch: int = option(64, "slices a batch")
     jitter: float = option(6.0, "the refiner learns from windows placed this far off (sd, px at 256)")

@@ -45,7 +45,8 @@ def notch_and_outside(marks):
     """Boolean (slices,) masks of one sagittal series's notch slices (the longest run without a horn
     between the first and the last slice that shows one) and of its slices outside the joint (before
     the first and after the last slice that shows a horn or the ACL): where a localiser must place
-    no meniscus window."""
+    no meniscus window. The central notch slices are the notch's less its first and last slice (next
+    to a compartment, where a horn's last sliver may still be on the slice)."""
     present = marks[..., 0] > 0
     horn = present[:, HORN_A] | present[:, HORN_B]
     seen = horn | present[:, ACL]

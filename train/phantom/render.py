@@ -308,7 +308,7 @@ def random_rendering(rng, plane, style):
             "fat_failure": plane in FAT_SUPPRESSED and rng.random() < 0.2,
             "texture_amplitude": float(rng.uniform(0.4, 1.8)),
             # a stack that misses the knee: the localiser must find nothing on it
-            "outside": bool(rng.random() < 0.04)}
+            "outside": bool(rng.random() < 0.1)}
 
 
 def random_signals(shapes, table, rendering):
