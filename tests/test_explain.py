@@ -56,8 +56,12 @@ def test_chance_rate_matches_enumeration():
 
 def test_hit_rates_count_the_decisive_slices_and_windows_that_hold_the_tear(tiny_phantom, tiny_bundle):
     """hit_rates against the same count done by hand from the explain endpoint and the phantom's
-    truth: the top-k slices by ACL score, chance k of n slices, and the decisive ACL window (the
-    largest ACL share among the windows used) holding the tear's centre on its slice."""
+    truth: the top-k slices by ACL score and chance k of n slices; and, for the meniscus (whose
+    windows the tiny localiser does use; its ACL presence stays under the threshold), the decisive
+    window (the largest meniscus share among the windows used) holding a tear's centre on its slice,
+    beside chance: the share of the exam's used windows that hold one."""
+    from math import comb
+
     from mrnet.explain import plane_explanation
     from mrnet.infer import load_bundle
     from mrnet.layout import read_labels
@@ -65,33 +69,49 @@ def test_hit_rates_count_the_decisive_slices_and_windows_that_hold_the_tear(tiny
     from scoring.explanations import hit_rates
 
     models = load_bundle(tiny_bundle)[2]
-    rates, n = hit_rates(models, tiny_phantom, ks=(1, 3), split="train")
     truth = read_truth(tiny_phantom)["exams"]
     train = read_labels(tiny_phantom).loc["train"]
-    from math import comb
 
-    top = {1: 0, 3: 0}
-    base, base3, window_hits, window_exams = 0.0, 0.0, 0, 0
+    def explained(case):
+        return plane_explanation(models["sagittal"], np.load(tiny_phantom / "train" / "sagittal" / f"{case}.npy",
+                                                             allow_pickle=False))
+
+    rates, n = hit_rates(models, tiny_phantom, ks=(1, 3), split="train")
+    top, base, base3 = {1: 0, 3: 0}, 0.0, 0.0
     for case in train.index[train["acl"] == 1]:
         lesion = set(truth[case]["lesion_slices"]["sagittal"]["ACL tear"])
-        slices = np.load(tiny_phantom / "train" / "sagittal" / f"{case}.npy", allow_pickle=False)
-        explained = plane_explanation(models["sagittal"], slices)
-        order = np.argsort(-explained["slice_logits"][:, 1], kind="stable")
+        seen = explained(case)
+        slices = len(seen["slice_logits"])
+        order = np.argsort(-seen["slice_logits"][:, 1], kind="stable")
         top[1] += int(order[0]) in lesion
         top[3] += bool({int(i) for i in order[:3]} & lesion)
-        base += len(lesion) / len(slices)
-        base3 += 1 - comb(len(slices) - len(lesion), 3) / comb(len(slices), 3)  # 3 random slices miss them all
-        used = np.flatnonzero(explained["gates"][:, 0] > 0)
-        if len(used):
-            best = used[np.argmax(explained["window_logits"][used, 0, 1])]
-            top_, left, bottom, right = explained["boxes"][best, 0]
-            centre = truth[case]["tear_centres"]["sagittal"]["ACL tear"].get(str(best))
-            window_hits += bool(centre and top_ <= centre[0] < bottom and left <= centre[1] < right)
-            window_exams += 1
+        base += len(lesion) / slices
+        base3 += 1 - comb(slices - len(lesion), 3) / comb(slices, 3)  # 3 random slices miss them all
     assert n == int(train["acl"].sum()) > 0  # every ACL tear of the phantom lies on some sagittal slice
     assert rates[1] == pytest.approx((top[1] / n, base / n)) and rates[3][0] == pytest.approx(top[3] / n)
     assert rates[3][1] == pytest.approx(base3 / n)
-    assert window_exams > 0 and rates["window"][::2] == pytest.approx((window_hits / window_exams, window_exams))
+
+    rates, n = hit_rates(models, tiny_phantom, ks=(1,), task="meniscus", finding="meniscal tear", split="train")
+    hits, chance, exams = 0, 0.0, 0
+    for case in train.index[train["meniscus"] == 1]:
+        centres = {}
+        for name, per_slice in truth[case]["tear_centres"]["sagittal"].items():
+            if name.startswith("meniscal tear"):
+                for i, centre in per_slice.items():
+                    centres.setdefault(int(i), []).append(centre)
+        seen = explained(case)
+        used = [(i, k) for i in range(len(seen["gates"])) for k in (1, 2) if seen["gates"][i, k] > 0]
+        if not used or not centres:
+            continue
+        holds = {}
+        for i, k in used:
+            top_, left, bottom, right = seen["boxes"][i, k]
+            holds[i, k] = any(top_ <= r < bottom and left <= c < right for r, c in centres.get(i, ()))
+        best = max(used, key=lambda ik: seen["window_logits"][ik[0], ik[1], 2])
+        hits += holds[best]
+        chance += sum(holds.values()) / len(holds)
+        exams += 1
+    assert exams > 0 and rates["window"] == pytest.approx((hits / exams, chance / exams, exams))
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def test_output_format_and_row_count(reference, tiny_phantom, tiny_bundle):
     for line in lines:
         values = line.split(",")
         assert len(values) == 3 and all("[" not in v for v in values)
-    cases = sorted(p.stem for p in (tiny_phantom / "valid" / "sagittal").glob("*.npy"))
+    cases = ("0012", "0013", "0014")  # valid_lines' exams, in the input's order
     logits = {}
     for plane in ("sagittal", "coronal", "axial"):
         served = tf.saved_model.load(str(tiny_bundle / plane))
@@ -183,7 +183,7 @@ def test_manifest_describes_inputs_outputs_and_self_check(tiny_bundle):
     manifest, _ = verify(tiny_bundle, tf.__version__)
     assert manifest["output_spec"]["tasks"] == ["abnormal", "acl", "meniscus"]
     assert set(manifest["files"]) >= {"combiner.json", "sagittal/saved_model.pb"}
-    for key in ("created", "code_commit", "libraries", "preprocessing", "training", "data", "metrics"):
+    for key in ("created", "code_commit", "libraries", "preprocessing", "configuration", "data", "metrics"):
         assert key in manifest
     rng = np.random.default_rng(0)
     for plane in PLANES:

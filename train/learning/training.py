@@ -159,6 +159,9 @@ def train_plane(plane, plane_dir, run_dir, datasets, steps, pos_weight, config, 
     head_first = done < frozen  # a resumed run past the frozen phase restores the second phase's state
     pretrained = "window_network" if recipe.crops else recipe.backbone  # what --init loads, --freeze-epochs holds
     pooled = pooled_input(recipe)
+    # seeded here, not only at set-up: building a strategy's datasets draws from the global seed, and
+    # one process may train several planes, so without this each strategy would start from other weights
+    keras.utils.set_random_seed(recipe.seed)
     with devices.strategy.scope():
         # trained on what the pipeline prepares: block-averaged slices, windows (export takes raw slices)
         model = build_model(**model_config(recipe), pooled_input=pooled)
