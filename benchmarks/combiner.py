@@ -10,8 +10,8 @@ order) and `report.json`, where fit.py records the data folder, --seed and --tun
 labels come from that data folder split as fit.py split it (learning/pipeline.split). Flags fill
 in (and override) what report.json does not say.
 
---synthetic draws logits like the case that broke the old combiner on the default phantom (issue
-30), one draw per --seeds: 49 tuning and 80 validation exams (fit.py's default split of the
+--synthetic draws logits like the default phantom's case on which the old combiner loses the
+abnormal task, one draw per --seeds: 49 tuning and 80 validation exams (fit.py's default split of the
 phantom); labels with MRNet's joint frequencies (81 % abnormal, tears only in abnormal exams, so
 the ACL logits correlate with abnormal); the ACL logits have 20 times the abnormal ones' spread and
 separate their task almost perfectly; the abnormal logits separate moderately (sagittal best,
@@ -21,8 +21,8 @@ abnormal score becomes an ACL detector (ADVERSARIAL and draw_logits below; tests
 uses them too).
 
 For each run and task it prints the valid ROC AUC of each plane alone, of the old combiner (a
-logistic regression over the nine raw logits, C by 5-fold CV AUC: learning/combine.py before
-issue 30, kept here as the baseline) and of the new one (learning/combine.py) with its choice,
+logistic regression over the nine raw logits, C by 5-fold CV AUC: the baseline learning/combine.py
+is measured against) and of the new one (learning/combine.py) with its choice,
 then per task each combiner's AUC minus the best single plane's (best on valid: a bar no
 combiner could know), and the mean of those over the runs. Runs made before fit.py recorded its
 split in report.json need --data-dir, --seed and --tune-fraction.
@@ -52,7 +52,7 @@ OLD_C_GRID = tuple(float(c) for c in np.logspace(-3, 2, 11))
 
 
 def old_combiner(plane_logits, labels, seed=0):
-    """The combiner before issue 30: per task, LR over the nine raw logits, C by 5-fold CV AUC (the
+    """The baseline combiner: per task, LR over the nine raw logits, C by 5-fold CV AUC (the
     C with the best mean fold AUC, the smallest on a tie), refit on all exams with it. The same
     folds and objective as its scikit-learn code (StratifiedKFold, LogisticRegression), solved by
     learning.combine.logistic (tests/test_combine.py checks it against scikit-learn's), 20 times

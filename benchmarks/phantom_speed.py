@@ -1,4 +1,4 @@
-"""Time generating the default phantom demo set, against the 60 s budget of issue 3.
+"""Time generating the default phantom demo set, against a 60 s budget.
 
     python benchmarks/phantom_speed.py [--n-train 240 --n-valid 80] [--workers N]
 """

@@ -7,8 +7,8 @@ exams for the same epochs, each in a fresh process, after one warm-up epoch that
 compiles. Figures: real (unpadded) slices trained per second, summed over processes that run side
 by side, and the CPU time those processes used per wall second (200 % = two cores busy).
 
-Rows, from the set-up before this benchmark's issue to fit.py's default now:
-  ragged      one process, ragged batches of raw 256 px slices, plain graph (the old default)
+Rows, from the plainest set-up to fit.py's default:
+  ragged      one process, ragged batches of raw 256 px slices, plain graph (the baseline)
   padded      every exam padded to the longest stack, as many MRNet implementations do
   xla         fixed-shape batches compiled by XLA
   xla+pooled  XLA, slices block-averaged in the pipeline, several steps per graph call

@@ -75,7 +75,7 @@ def test_a_noise_plane_does_not_pull_the_combination_below_the_best_plane(weak, 
 
 
 def test_on_the_adversarial_case_the_old_combiner_loses_abnormal_and_the_new_does_not():
-    """The issue-30 case (49 tuning exams, ACL logits with 20 times the abnormal ones' spread and
+    """The adversarial case (49 tuning exams, ACL logits with 20 times the abnormal ones' spread and
     correlated with abnormal): over 8 draws, the new combiner's abnormal AUC is on average no more
     than 0.01 below the best plane's; the old one's is well below (and, where its CV picked a
     small C, its abnormal score is an ACL detector: the ACL logits carry most of the weight)."""

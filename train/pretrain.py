@@ -13,7 +13,7 @@ cut at the true place of the ACL or a meniscus, is labelled by whether a tear li
 from the same model flags as fit.py's (learning/recipe.py), so the weights load into fit.py's model
 as they are. Writes, whole or not at all, `<out>/<plane>.weights.h5` and `<out>/manifest.json`
 (corpus, target and model shape, epochs, held-out AUCs, sha256 of each file).
-`fit.py --init synthetic` pretrains with its own flags on first use and caches the result.
+`fit.py --init retrain` pretrains with its own flags on first use and caches the result.
 """
 
 import sys

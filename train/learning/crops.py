@@ -1,7 +1,7 @@
 """Look where the lesions live: windows cut around the places the localiser found, slice by slice.
 
 A meniscal tear is a 2 mm line on a few of 30 slices; at 64 px over the whole field of view it is a
-pixel, and exam labels never taught a whole-slice CNN where to look (README: Learnability). Cut
+pixel, and exam labels never taught a whole-slice CNN where to look (docs/experiments.md). Cut
 at twice that resolution around each meniscus and the ACL, the same tear fills a good part of the
 window, and every window of a kind shows the same anatomy in the same place.
 

@@ -18,7 +18,7 @@ BACKBONES = ("compact", "resnet50", "efficientnetb0")
 
 
 def conv_block(x, filters, stride=1):
-    """3 x 3 convolution, GroupNorm (batch-independent: see the BatchNorm note in the README), ReLU.
+    """3 x 3 convolution, GroupNorm (batch-independent: see docs/design.md, Training), ReLU.
     At most 8 groups of at least 4 channels, and a number of groups that divides the channels."""
     x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
     groups = max(1, min(8, filters // 4))
@@ -45,7 +45,7 @@ def applications_backbone(name, weights, input_size):
     With pretrained weights its BatchNorm layers keep their learnt statistics in training too
     (inference mode, as Keras' transfer-learning guide fine-tunes): a 256 px batch holds about one
     exam (--batch-slices auto: 32), and BatchNorm over one exam's slices ranked exams inversely
-    (the team's measured AUC 0.26 where 0.75 was reachable). An exam's logits are then the same
+    (measured: AUC 0.26 where 0.75 was reachable). An exam's logits are then the same
     alone and in any batch, as with the compact CNN's GroupNorm (tests/test_model.py). From scratch
     there are no statistics to keep, so its BatchNorm learns from batches of several exams
     (learning.recipe.slice_budget)."""

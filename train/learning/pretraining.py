@@ -2,7 +2,7 @@
 model what a tear looks like before exam labels have to find it.
 
 Exam labels say only that a tear is somewhere in about 30 slices; a model trained from them alone
-did not find small lesions (README: Learnability). Here the randomised phantom corpus
+did not find small lesions (docs/experiments.md). Here the randomised phantom corpus
 (learning/artefacts.py) is labelled from the generator's truth, one of two ways (`--target`):
 
   slices   every slice is its own one-slice exam (a tear is on it or not); the network is fit.py's
