@@ -2,7 +2,7 @@
 
     python train/localise.py --out runs/localiser                                 # corpus of both drawings
     python train/localise.py --out runs/loc-geo --corpus-styles geometric \
-        --measure-on .cache/phantom-v5-seed0-n240+80-r128-noise0.0/MRNet-v1.0   # precision on a style it never saw
+        --measure-on .cache/phantom-v6-seed0-n240+80-r128-noise0.0/MRNet-v1.0   # precision on a style it never saw
 
 The corpus is the randomised phantom (learning/artefacts.py, generated on first use into the cache: its
 own seed, so never an exam fit.py trains or is scored on; random contrast, coil, noise and blur per

@@ -2,7 +2,7 @@
 its reading of an output, in Keras layers and keras.ops only.
 
 Exam labels say a tear is somewhere in a 256 x 256 x 30 stack; a classifier left to search the
-whole field of view for a 2 mm meniscal tear did not find it (README: Learnability). The phantom
+whole field of view for a 2 mm meniscal tear did not find it (docs/experiments.md). The phantom
 knows where every structure is (phantom/landmarks.py), so a small network can be taught to point
 at them, and the exam classifier can then look closely where the lesions live (learning/crops.py).
 
