@@ -5,6 +5,7 @@ exploration notebook two cells are appended that drive the browser widget inside
 kernel, as a person would with the mouse.
 """
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -57,9 +58,14 @@ def execute(name, monkeypatch, extra=(), **env):
 
 
 @pytest.fixture(scope="module")
-def executed(tiny_phantom):
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("explore-work")
+
+
+@pytest.fixture(scope="module")
+def executed(tiny_phantom, work):
     with pytest.MonkeyPatch.context() as monkeypatch:
-        return execute("explore.ipynb", monkeypatch, (PROBE, MOVE), MRNET_DATA_DIR=tiny_phantom)
+        return execute("explore.ipynb", monkeypatch, (PROBE, MOVE), MRNET_DATA_DIR=tiny_phantom, MRNET_WORK=work)
 
 
 def test_notebook_prints_the_exam_shapes_and_label_counts(executed, tiny_phantom):
@@ -80,6 +86,15 @@ def test_notebook_prints_the_exam_shapes_and_label_counts(executed, tiny_phantom
     axial = next(line for line in _text(histogram).splitlines() if line.startswith("axial"))
     assert axial.split()[1:] == [str(min(lengths)), str(int(np.median(lengths))), str(max(lengths))]
     assert "suspicious stacks:" in _text(cell(executed, 'bad = stats[stats.suspicious != ""]'))
+
+
+def test_notebook_shows_where_the_localiser_looks(executed, tiny_phantom, work):
+    looked = cell(executed, 'looked = check(DATA_DIR, SHIPPED["localiser"]')
+    assert "sagittal: 4 exams" in _text(looked) and "slices given a window: ACL" in _text(looked)
+    assert any("image/png" in o.get("data", {}) for o in looked.outputs)
+    checked = json.loads((work / "check" / "check.json").read_text())
+    assert checked["planes"]["sagittal"]["cases"] == ["0012", "0013", "0014", "0015"]
+    assert checked["data_dir"] == str(tiny_phantom)
 
 
 def test_browser_has_its_controls_and_a_slider_redraws(executed):

@@ -1,8 +1,11 @@
-"""Train the localiser: per plane, a small network that finds the ACL and the menisci on every slice.
+"""Train the localiser: per plane, a small network that finds the ACL and the menisci on every slice;
+or check one on your own series before a long fit trusts it (--check).
 
     python train/localise.py --out runs/localiser                                 # corpus of both drawings
-    python train/localise.py --out runs/loc-geo --corpus-styles geometric \
+    python train/localise.py --out runs/loc-geo --corpus-styles geometric \\
         --measure-on .cache/phantom-v6-seed0-n240+80-r128-noise0.0/MRNet-v1.0   # precision on a style it never saw
+    python train/localise.py --check --data-dir path/to/MRNet-v1.0 --exams 20 --out runs/check
+    python train/localise.py --check --help                                       # the check's own flags
 
 The corpus is the randomised phantom (learning/artefacts.py, generated on first use into the cache: its
 own seed, so never an exam fit.py trains or is scored on; random contrast, coil, noise and blur per
@@ -13,6 +16,11 @@ map and a presence probability for each place (learning/localiser.py). Writes, w
 measured: median and 90th-percentile distance to the true centre in pixels at 256 and slice-presence
 F1, on the corpus's held-out exams and on every --measure-on folder's valid split).
 `fit.py --crops` trains one on first use and caches it, or takes `--localiser PATH`.
+
+--check runs a localiser (the shipped one, or --localiser PATH) over the first --exams cases of a
+split per plane: a montage per plane of every slice with the windows drawn, and per plane the share
+of slices given each window, how far a window's centre jumps between neighbouring slices, and the
+exams given no window (exploring/localisation.py).
 """
 
 import sys
@@ -24,10 +32,13 @@ sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with p
 from mrnet.runtime import use_project_venv  # noqa: E402
 use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
-from learning.recipe import LocaliseConfig, parse  # noqa: E402
+from learning.recipe import CheckConfig, LocaliseConfig, parse  # noqa: E402
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--check" in argv:
+        return check(parse(CheckConfig, __doc__, argv))
     config = parse(LocaliseConfig, __doc__, argv, required=("out",))
     start = time.perf_counter()
     from mrnet import runtime
@@ -38,6 +49,28 @@ def main(argv=None):
     out = localise(config)
     print(f"localiser: {out}  ({time.perf_counter() - start:.0f} s in all)")
     return out
+
+
+def check(config):
+    start = time.perf_counter()
+    from mrnet import runtime
+
+    runtime.configure(config.verbose)
+    runtime.import_tensorflow()  # quietly, before Keras
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    from exploring.localisation import check as run_check
+    from learning.artefacts import SHIPPED
+    from phantom.writer import default_phantom
+
+    data_dir = config.data_dir or default_phantom()
+    folder = SHIPPED["localiser"] if config.localiser == "shipped" else Path(config.localiser)
+    print(f"localiser: {folder}\ndata: {data_dir} ({config.split}, first {config.exams} cases per plane)")
+    result = run_check(data_dir, folder, config.planes, config.split, config.exams, config.out, config.tile,
+                       config.columns or None)
+    print(f"wrote {', '.join(str(config.out / f'{p}.png') for p in config.planes)} and {config.out / 'check.json'}"
+          f"  ({time.perf_counter() - start:.0f} s in all)")
+    return result
 
 
 if __name__ == "__main__":

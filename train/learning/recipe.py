@@ -188,6 +188,21 @@ class LocaliseConfig:
 
 
 @dataclass(frozen=True)
+class CheckConfig:
+    """localise.py --check: where a localiser's windows fall on a folder's series (exploring/localisation.py)."""
+    check: bool = option(False, "look at a localiser on --data-dir instead of training one", action="store_true")
+    data_dir: Path = option(None, "MRNet-v1.0 root (default: the phantom, generated on first use)", type=Path)
+    localiser: str = option("shipped", "shipped (train/artefacts/localiser) or PATH (a folder localise.py wrote)")
+    split: str = option("valid", "", choices=("train", "valid"))
+    exams: int = option(20, "the split's first N cases per plane")
+    planes: tuple = option(PLANES, "", nargs="+", choices=PLANES)
+    out: Path = option(ROOT / "runs" / "check", "a montage <out>/<plane>.png per plane and check.json", type=Path)
+    tile: int = option(96, "pixels a side of each slice in the montage", choices=(64, 96, 128, 256))
+    columns: int = option(0, "at most N slices per exam in the montage, evenly spread; 0: every slice")
+    verbose: bool = option(False, "also show TensorFlow's native start-up log lines", action="store_true")
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     out: Path = option(None, "folder to write the weights and manifest into", type=Path)
     planes: tuple = option(PLANES, "", nargs="+", choices=PLANES)
@@ -343,7 +358,8 @@ def resolve_localise(config):
     return replace(config, compute=replace(config.compute, strategy="default"))
 
 
-RESOLVE = {FitConfig: resolve_fit, PretrainConfig: resolve_pretrain, LocaliseConfig: resolve_localise}
+RESOLVE = {FitConfig: resolve_fit, PretrainConfig: resolve_pretrain, LocaliseConfig: resolve_localise,
+           CheckConfig: lambda config: config}
 
 
 def parser(cls, description):
