@@ -6,6 +6,8 @@ or check one on your own series before a long fit trusts it (--check).
         --measure-on .cache/phantom-v6-seed0-n240+80-r128-noise0.0/MRNet-v1.0   # precision on a style it never saw
     python train/localise.py --check --data-dir path/to/MRNet-v1.0 --exams 20 --out runs/check
     python train/localise.py --check --help                                       # the check's own flags
+    python train/localise.py --marks marks.jsonl --data-dir path/to/MRNet-v1.0 --out runs/loc-marked
+    python train/localise.py --marks marks.jsonl --help                           # fine-tuning's own flags
 
 The corpus is the randomised phantom (learning/artefacts.py, generated on first use into the cache: its
 own seed, so never an exam fit.py trains or is scored on; random contrast, coil, noise and blur per
@@ -21,6 +23,11 @@ F1, on the corpus's held-out exams and on every --measure-on folder's valid spli
 split per plane: a montage per plane of every slice with the windows drawn, and per plane the share
 of slices given each window, how far a window's centre jumps between neighbouring slices, and the
 exams given no window (exploring/localisation.py).
+
+--marks fine-tunes a localiser (the shipped one, or --localiser PATH) on a reader's marks (JSON
+lines: case, plane, slice, place, row and col or absent; learning/marks.py), mixed with its corpus,
+holds out a share of the marked exams and prints the precision on them before and after, and writes
+a localiser folder for `fit.py --localiser PATH`, its manifest recording the marks and the figures.
 """
 
 import sys
@@ -32,13 +39,15 @@ sys.path.insert(0, str(ROOT / "submission"))  # the mrnet package, shared with p
 from mrnet.runtime import use_project_venv  # noqa: E402
 use_project_venv()  # under .venv/ (setup.sh on an externally-managed Python) when this one lacks TensorFlow
 
-from learning.recipe import CheckConfig, LocaliseConfig, parse  # noqa: E402
+from learning.recipe import CheckConfig, LocaliseConfig, MarksConfig, parse  # noqa: E402
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--check" in argv:
         return check(parse(CheckConfig, __doc__, argv))
+    if any(a == "--marks" or a.startswith("--marks=") for a in argv):
+        return fine_tune(parse(MarksConfig, __doc__, argv, required=("marks", "data_dir", "out")))
     config = parse(LocaliseConfig, __doc__, argv, required=("out",))
     start = time.perf_counter()
     from mrnet import runtime
@@ -71,6 +80,23 @@ def check(config):
     print(f"wrote {', '.join(str(config.out / f'{p}.png') for p in config.planes)} and {config.out / 'check.json'}"
           f"  ({time.perf_counter() - start:.0f} s in all)")
     return result
+
+
+def fine_tune(config):
+    start = time.perf_counter()
+    from mrnet import runtime
+
+    runtime.configure(config.compute.verbose)
+    from learning.marks import fine_tune as run_fine_tune
+    from mrnet.problems import InputError
+
+    try:
+        out = run_fine_tune(config)
+    except InputError as e:
+        raise SystemExit(f"localise --marks: {e}") from None
+    print(f"localiser: {out}  ({time.perf_counter() - start:.0f} s in all); use it with "
+          f"python train/fit.py --localiser {out}")
+    return out
 
 
 if __name__ == "__main__":

@@ -203,7 +203,8 @@ def artefact_record(folder):
 
     found = json.loads((Path(folder) / "manifest.json").read_text())
     return {"folder": Path(folder).name, **{k: found[k] for k in ("what", "format_version", "made_by", "model",
-                                                                  "corpus", "training", "measured", "files")
+                                                                  "corpus", "training", "measured", "files",
+                                                                  "base", "fine_tuned")
                                             if k in found}}
 
 

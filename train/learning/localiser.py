@@ -261,34 +261,53 @@ class OffsetLoss(keras.losses.Loss):
 
 
 def train_localiser(config, plane, dirs, out_dir, devices=None):
-    """One plane's localiser on the corpus's train split, through model.fit: the coarse network on
-    heat maps, then the refiner on windows placed off the true centre by a random `jitter`. Both
-    phases log to <plane>/history.csv (the parent's progress bar reads it); their precision on the
+    """One plane's localiser on the corpus's train split (fit_localiser); its precision on the
     corpus's held-out exams (and on any --measure-on folders) goes beside the weights."""
     import json
     from dataclasses import asdict
     from pathlib import Path
 
+    from learning.distributed import setup_devices
+
+    devices = devices or setup_devices(config.compute, seed=config.training.seed)
+    slices, targets, _ = load_anatomy_slices(dirs, plane, "train")
+    print(f"[{plane}] localiser: {len(slices)} corpus slices, {config.training.epochs} + "
+          f"{config.training.refiner_epochs} epochs", flush=True)
+    plane_dir = out_dir / plane
+    model = fit_localiser(asdict(config.net), config.training, devices, slices, targets, plane_dir,
+                          quiet=config.compute.quiet)
+    model.save_weights(str(out_dir / f"{plane}.weights.h5"))
+    measured = {}
+    for name, folders in [("corpus held out", dirs)] + [(Path(d).parent.name, [d]) for d in config.measure_on]:
+        held, held_targets, held_exams = load_anatomy_slices(folders, plane, "valid")
+        measured[name] = precision(*locate(model, held), held_targets, held_exams)
+        print(f"[{plane}] on {name}: {precision_text(measured[name])}", flush=True)
+    (plane_dir / "precision.json").write_text(json.dumps(measured, indent=1))
+
+
+def fit_localiser(net, training, devices, slices, targets, log_dir, start=None, quiet=False):
+    """A localiser (build_localiser(**net)) taught where the places are on `slices` (uint8 (N, 256,
+    256); `targets` (N, K, 3): present, row, col), through model.fit: the coarse network on heat
+    maps, then the refiner on windows placed off the true centre by a random `training.jitter`.
+    Each epoch holds every slice that shows a place and a third as many that show none. From
+    `start`'s weights where given (fine-tuning on marks), else from scratch. Both phases log to
+    <log_dir>/history.csv (a parent's progress bar reads it)."""
     import numpy as np
 
     from learning.crops import Windows
-    from learning.distributed import setup_devices
     from learning.pipeline import epoch_batches, epoch_indices
     from learning.training import adamw
     from mrnet.preprocess import block_average
 
-    net, training, compute = config.net, config.training, config.compute
-    devices = devices or setup_devices(compute, seed=training.seed)
-    slices, targets, _ = load_anatomy_slices(dirs, plane, "train")
     present = targets[..., 0].any(axis=1)
     absent = int(present.sum() * 0.25 / 0.75)  # slices without a place: a quarter of each epoch
 
     def plan(rng):
-        return epoch_indices(present, training.batch, rng, absent)
+        return epoch_indices(present, min(training.batch, len(slices)), rng, absent)
 
     def coarse_batch(b, rng):
         y = targets[b]
-        return {"slices": block_average(slices[b], net.input_size)}, {"heatmap": y, "presence": y[..., 0]}
+        return {"slices": block_average(slices[b], net["input_size"])}, {"heatmap": y, "presence": y[..., 0]}
 
     def refiner_batch(b, rng):
         y = targets[b]
@@ -299,35 +318,31 @@ def train_localiser(config, plane, dirs, out_dir, devices=None):
     coarse_data = epoch_batches(plan, coarse_batch, training.seed)
     refiner_data = epoch_batches(plan, refiner_batch, training.seed + 1)
     steps = len(coarse_data)
-    coarse = build_coarse(net.input_size, net.width, net.grid)
+    coarse = build_coarse(net["input_size"], net["width"], net["grid"])
+    refiner = build_refiner(net["refiner_width"])
+    if start is not None:
+        coarse.set_weights(start.get_layer("coarse").get_weights())
+        refiner.set_weights(start.get_layer("refiner").get_weights())
     coarse.compile(optimizer=adamw(training.lr, 1e-4, steps, training.epochs), loss=localiser_losses(),
                    jit_compile=devices.xla)
-    refiner = build_refiner(net.refiner_width)
     raw = keras.Input((256, 256), dtype="uint8", name="slices")
     placed = keras.Input((len(PLACES), 2), dtype="float32", name="centres")
     trainer = keras.Model({"slices": raw, "centres": placed},
                           refiner({"windows": Windows(REFINER_WINDOW, REFINER_SCALE)(raw, placed)}))
     trainer.compile(optimizer=adamw(training.lr, 1e-4, steps, training.refiner_epochs), loss=OffsetLoss(),
                     jit_compile=devices.xla)
-    total = training.epochs + training.refiner_epochs
-    print(f"[{plane}] localiser: {len(slices)} corpus slices, {steps} batches/epoch, {training.epochs} + "
-          f"{training.refiner_epochs} epochs", flush=True)
-    plane_dir = out_dir / plane
-    plane_dir.mkdir(parents=True, exist_ok=True)
-    history = keras.callbacks.CSVLogger(str(plane_dir / "history.csv"), append=True)  # the refiner's rows follow
-    verbose = 0 if compute.quiet else 2
-    coarse.fit(coarse_data, epochs=training.epochs, callbacks=[history], verbose=verbose)
-    trainer.fit(refiner_data, initial_epoch=training.epochs, epochs=total, callbacks=[history], verbose=verbose)
-    model = build_localiser(**asdict(net))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    history = keras.callbacks.CSVLogger(str(log_dir / "history.csv"), append=True)  # the refiner's rows follow
+    verbose = 0 if quiet else 2
+    if training.epochs:
+        coarse.fit(coarse_data, epochs=training.epochs, callbacks=[history], verbose=verbose)
+    if training.refiner_epochs:
+        trainer.fit(refiner_data, initial_epoch=training.epochs, epochs=training.epochs + training.refiner_epochs,
+                    callbacks=[history], verbose=verbose)
+    model = build_localiser(**net)
     model.get_layer("coarse").set_weights(coarse.get_weights())
     model.get_layer("refiner").set_weights(refiner.get_weights())
-    model.save_weights(str(out_dir / f"{plane}.weights.h5"))
-    measured = {}
-    for name, folders in [("corpus held out", dirs)] + [(Path(d).parent.name, [d]) for d in config.measure_on]:
-        held, held_targets, held_exams = load_anatomy_slices(folders, plane, "valid")
-        measured[name] = precision(*locate(model, held), held_targets, held_exams)
-        print(f"[{plane}] on {name}: {precision_text(measured[name])}", flush=True)
-    (plane_dir / "precision.json").write_text(json.dumps(measured, indent=1))
+    return model
 
 
 def load_localiser(folder, plane):

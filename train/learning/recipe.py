@@ -203,6 +203,24 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
+class MarksConfig:
+    """localise.py --marks: a localiser fine-tuned on a reader's marks (learning/marks.py)."""
+    marks: Path = option(None, "a reader's marks, JSON lines (README: Marks from a reader)", type=Path)
+    data_dir: Path = option(None, "the MRNet-v1.0 root the marks are on", type=Path)
+    localiser: str = option("shipped", "the localiser to fine-tune: shipped (train/artefacts/localiser) or PATH")
+    out: Path = option(None, "the fine-tuned localiser's folder (fit.py --localiser PATH)", type=Path)
+    hold_out: float = option(0.3, "share of the marked exams kept out, to measure the localiser on before and after")
+    corpus_share: float = option(0.5, "share of the fine-tuning slices drawn from the corpus, so that what the "
+                                      "phantom taught is kept")
+    epochs: int = option(10, "of the coarse network")
+    refiner_epochs: int = option(5, "of the refiner")
+    lr: float = option(5e-4, "peak learning rate (a quarter of training's: the network is adjusted, not retaught)")
+    seed: int = option(0, "the held-out draw, the corpus slices drawn, the sampling")
+    corpus: Corpus = Corpus()
+    compute: Compute = Compute()
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     out: Path = option(None, "folder to write the weights and manifest into", type=Path)
     planes: tuple = option(PLANES, "", nargs="+", choices=PLANES)
@@ -359,7 +377,7 @@ def resolve_localise(config):
 
 
 RESOLVE = {FitConfig: resolve_fit, PretrainConfig: resolve_pretrain, LocaliseConfig: resolve_localise,
-           CheckConfig: lambda config: config}
+           CheckConfig: lambda config: config, MarksConfig: resolve_localise}
 
 
 def parser(cls, description):
