@@ -88,3 +88,20 @@ def test_a_localiser_fine_tuned_on_marks_moves_to_them_and_fit_can_use_it(tiny_p
     assert (out / "sagittal.weights.h5").read_bytes() != (SHIPPED["localiser"] / "sagittal.weights.h5").read_bytes()
     for plane in ("sagittal", "coronal", "axial"):
         load_localiser(out, plane)
+    # what a bundle made with fit.py --localiser PATH says of it
+    from learning.export import artefact_record
+    said = artefact_record(out)
+    assert said["fine_tuned"] == manifest["fine_tuned"] and said["measured"] == manifest["measured"]
+    assert said["base"]["folder"] == SHIPPED["localiser"].name
+
+
+def test_a_handful_of_marked_slices_is_enough_to_fine_tune_on(tiny_phantom, tmp_path):
+    """Fewer slices than a batch (one reader's first minute): an epoch is one batch of them all."""
+    marks = [m for m in truth_marks(tiny_phantom, "train", "sagittal", ["0003", "0004"], seed=0)
+             if m["slice"] in (0, 6, 9)]
+    write_marks(tmp_path / "marks.jsonl", marks)
+    out = localise.main(["--marks", str(tmp_path / "marks.jsonl"), "--data-dir", str(tiny_phantom), "--out",
+                         str(tmp_path / "loc"), "--corpus-share", "0", "--hold-out", "0", "--epochs", "1",
+                         "--refiner-epochs", "1", "--xla", "off", "--quiet"])
+    record = json.loads((out / "manifest.json").read_text())["fine_tuned"]["planes"]["sagittal"]
+    assert record["fine_tuned_on"] == {"marked_slices": 6, "corpus_slices": 0} and record["held_out_exams"] == []

@@ -30,6 +30,10 @@ print("REDRAW", browser.shown["draws"] - before, browser.shown["slices"]["sagitt
 print("PICTURE", picture[:4] == b"\\x89PNG", picture != first_picture)
 import matplotlib
 print("BACKEND", matplotlib.get_backend())"""
+MARK = """\
+for _ in range(3):
+    marking.buttons["absent"].click()
+print("MARKED", len(marking.marker.todo), marking.marker.current(), marking.marker.prompt())"""
 
 
 def _text(cell):
@@ -65,7 +69,7 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def executed(tiny_phantom, work):
     with pytest.MonkeyPatch.context() as monkeypatch:
-        return execute("explore.ipynb", monkeypatch, (PROBE, MOVE), MRNET_DATA_DIR=tiny_phantom, MRNET_WORK=work)
+        return execute("explore.ipynb", monkeypatch, (PROBE, MOVE, MARK), MRNET_DATA_DIR=tiny_phantom, MRNET_WORK=work)
 
 
 def test_notebook_prints_the_exam_shapes_and_label_counts(executed, tiny_phantom):
@@ -95,6 +99,14 @@ def test_notebook_shows_where_the_localiser_looks(executed, tiny_phantom, work):
     checked = json.loads((work / "check" / "check.json").read_text())
     assert checked["planes"]["sagittal"]["cases"] == ["0012", "0013", "0014", "0015"]
     assert checked["data_dir"] == str(tiny_phantom)
+
+
+def test_notebook_marks_slices_in_a_real_kernel(executed):
+    shown = cell(executed, "marking = marking_widget(marker, MARKS)").outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
+    marked = _text(cell(executed, MARK))
+    # 10 of the tiny phantom's 12 training exams, 8 slices each; three clicks finish the first slice
+    assert marked.startswith("MARKED 80 ('0000', 4, 'ACL')") and "(2 of 80)" in marked, marked
 
 
 def test_browser_has_its_controls_and_a_slider_redraws(executed):

@@ -25,7 +25,8 @@ of slices given each window, how far a window's centre jumps between neighbourin
 exams given no window (exploring/localisation.py).
 
 --marks fine-tunes a localiser (the shipped one, or --localiser PATH) on a reader's marks (JSON
-lines: case, plane, slice, place, row and col or absent; learning/marks.py), mixed with its corpus,
+lines: case, plane, slice, place, row and col or absent; learning/marks.py), mixed with its corpus
+(the base's own, from its manifest, unless a --corpus-* flag names another),
 holds out a share of the marked exams and prints the precision on them before and after, and writes
 a localiser folder for `fit.py --localiser PATH`, its manifest recording the marks and the figures.
 """

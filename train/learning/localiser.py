@@ -301,9 +301,11 @@ def fit_localiser(net, training, devices, slices, targets, log_dir, start=None, 
 
     present = targets[..., 0].any(axis=1)
     absent = int(present.sum() * 0.25 / 0.75)  # slices without a place: a quarter of each epoch
+    # a few marked slices make an epoch smaller than a batch: one batch of them all, not none
+    batch = max(1, min(training.batch, int(present.sum()) + min(absent, int((~present).sum()))))
 
     def plan(rng):
-        return epoch_indices(present, min(training.batch, len(slices)), rng, absent)
+        return epoch_indices(present, batch, rng, absent)
 
     def coarse_batch(b, rng):
         y = targets[b]

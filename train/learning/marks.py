@@ -164,10 +164,21 @@ def marked_slices(marks, data_dir, plane):
 
 def held_out_cases(cases, share, seed):
     """The marked exams kept out of the fine-tuning, to measure it on: `share` of them (at least one
-    where there are two or more), drawn by the seed."""
+    where there are two or more and share > 0), drawn by the seed."""
     cases = sorted(set(cases))
-    n = 0 if len(cases) < 2 else min(len(cases) - 1, max(1, round(share * len(cases))))
+    n = 0 if len(cases) < 2 or share <= 0 else min(len(cases) - 1, max(1, round(share * len(cases))))
     return sorted(np.random.default_rng(seed).permutation(cases)[:n].tolist())
+
+
+def _base_corpus(manifest):
+    """The Corpus section a localiser folder's manifest records it learnt from."""
+    from learning.recipe import Corpus
+
+    recorded = manifest.get("configuration", {}).get("corpus")
+    if not recorded:
+        return Corpus()
+    return Corpus(styles=tuple(recorded["styles"]), exams=recorded["exams"], seed=recorded["seed"],
+                  dirs=tuple(Path(d) for d in recorded.get("dirs", ())))
 
 
 def fine_tune(config, made_by="python train/localise.py --marks"):
@@ -185,7 +196,7 @@ def fine_tune(config, made_by="python train/localise.py --marks"):
     from learning.distributed import setup_devices
     from learning.localiser import fit_localiser, load_anatomy_slices, load_localiser, locate, precision, \
         precision_text
-    from learning.recipe import LocaliserTraining, to_dict
+    from learning.recipe import Corpus, LocaliserTraining, to_dict
     from mrnet.bundle import write_folder
 
     base_dir = SHIPPED["localiser"] if config.localiser == "shipped" else Path(config.localiser)
@@ -194,7 +205,10 @@ def fine_tune(config, made_by="python train/localise.py --marks"):
     for plane in planes:
         base, _ = check_files(base_dir, plane, "localise --marks")  # refused before any training
     devices = setup_devices(config.compute, seed=config.seed)
-    dirs = corpus_dirs(config.corpus, config.compute.quiet)
+    # the base's own corpus unless one is asked for: a corpus of another style would teach the
+    # network more than the marks do, and a figure said to be on an unseen style would not be
+    corpus = config.corpus if config.corpus != Corpus() else _base_corpus(base)
+    dirs = corpus_dirs(corpus, config.compute.quiet) if config.corpus_share > 0 else []
     training = replace(LocaliserTraining(), epochs=config.epochs, refiner_epochs=config.refiner_epochs, lr=config.lr,
                        seed=config.seed)
     rng = np.random.default_rng(config.seed)
@@ -206,7 +220,10 @@ def fine_tune(config, made_by="python train/localise.py --marks"):
             slices, targets, cases = marked_slices(marks, config.data_dir, plane)
             held = held_out_cases(cases, config.hold_out, config.seed)
             keep = ~np.isin(cases, held)
-            corpus, corpus_targets, _ = load_anatomy_slices(dirs, plane, "train")
+            if dirs:
+                corpus, corpus_targets, _ = load_anatomy_slices(dirs, plane, "train")
+            else:  # --corpus-share 0: the marks alone
+                corpus, corpus_targets = slices[:0], targets[:0]
             n_corpus = min(len(corpus), int(round(keep.sum() * config.corpus_share / (1 - config.corpus_share))))
             drawn = rng.choice(len(corpus), n_corpus, replace=False)
             model = load_localiser(base_dir, plane)
@@ -226,8 +243,8 @@ def fine_tune(config, made_by="python train/localise.py --marks"):
                 print(f"[{plane}] on {len(held)} held-out marked exams, before: {precision_text(before)}\n"
                       f"[{plane}] after fine-tuning on {len(set(cases)) - len(held)}: {precision_text(after)}", flush=True)
             else:
-                print(f"[{plane}] fine-tuned on {len(set(cases))} marked exams; none held out (mark two or more "
-                      "to measure it)", flush=True)
+                why = "--hold-out 0" if config.hold_out <= 0 else "mark two or more to measure it"
+                print(f"[{plane}] fine-tuned on {len(set(cases))} marked exams; none held out ({why})", flush=True)
 
         def fill(folder):
             for plane in base["planes"]:
@@ -238,7 +255,7 @@ def fine_tune(config, made_by="python train/localise.py --marks"):
                     "data_dir": None if config.data_dir is None else Path(config.data_dir).name}
         manifest = {"what": "per-plane localisers of the ACL and the menisci, fine-tuned on a reader's marks",
                     "made_by": made_by, "configuration": settings, "planes": base["planes"], "model": base["model"],
-                    "corpus": corpus_record(dirs),
+                    "corpus": corpus_record(dirs) if dirs else None,
                     "base": {"folder": base_dir.name, "made_by": base.get("made_by"), "files": base.get("files")},
                     "fine_tuned": {"marks": {"file": Path(config.marks).name,
                                              "sha256": hashlib.sha256(Path(config.marks).read_bytes()).hexdigest()},

@@ -216,7 +216,7 @@ class MarksConfig:
     refiner_epochs: int = option(5, "of the refiner")
     lr: float = option(5e-4, "peak learning rate (a quarter of training's: the network is adjusted, not retaught)")
     seed: int = option(0, "the held-out draw, the corpus slices drawn, the sampling")
-    corpus: Corpus = Corpus()
+    corpus: Corpus = Corpus()  # left at its defaults: the base localiser's own corpus (its manifest)
     compute: Compute = Compute()
 
 
@@ -376,8 +376,15 @@ def resolve_localise(config):
     return replace(config, compute=replace(config.compute, strategy="default"))
 
 
+def resolve_marks(config):
+    for name in ("hold_out", "corpus_share"):
+        if not 0 <= getattr(config, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(config, name)}: a share, from 0 up to (not) 1")
+    return resolve_localise(config)
+
+
 RESOLVE = {FitConfig: resolve_fit, PretrainConfig: resolve_pretrain, LocaliseConfig: resolve_localise,
-           CheckConfig: lambda config: config, MarksConfig: resolve_localise}
+           CheckConfig: lambda config: config, MarksConfig: resolve_marks}
 
 
 def parser(cls, description):
