@@ -1,6 +1,7 @@
 """The phantom: exact MRNet format, deterministic, real-looking intensities, findings where they belong."""
 
 import filecmp
+import json
 import multiprocessing as mp
 
 import numpy as np
@@ -10,7 +11,7 @@ from mrnet.layout import read_labels
 from mrnet.validate import validate_dataset
 from phantom.exam import make_exam
 from phantom.findings import RUNGS
-from phantom.writer import write_phantom
+from phantom.writer import default_phantom, generator_sha256, write_phantom
 
 # every style, the default rung and the faintest one (the ladder's ends)
 VARIANTS = [("v3", "anatomical"), ("faint", "anatomical"), ("v3", "geometric"), ("faint", "geometric")]
@@ -43,6 +44,23 @@ def test_same_seed_gives_identical_bytes(tiny_phantom, tmp_path):
     match, mismatch, errors = filecmp.cmpfiles(tiny_phantom, again, names, shallow=False)
     assert not mismatch and not errors and len(match) == len(names) > 50
     assert not cmp.left_only and not cmp.right_only
+
+
+def test_a_cached_phantom_made_by_other_generator_code_is_made_again(tmp_path):
+    """The cache key names the version and parameters; the code's hash catches the rest."""
+    small = dict(n_train=2, n_valid=1, render_size=64)
+    path = default_phantom(progress=False, cache=tmp_path, **small)
+    truth = json.loads((path / "phantom-truth.json").read_text())
+    assert truth["generator_sha256"] == generator_sha256() and len(truth["generator_sha256"]) == 64
+    made = (path / "train-acl.csv").stat().st_mtime_ns
+    assert default_phantom(progress=False, cache=tmp_path, **small) == path  # same code: reused
+    assert (path / "train-acl.csv").stat().st_mtime_ns == made
+    (path / "phantom-truth.json").write_text(json.dumps({**truth, "generator_sha256": "0" * 64}))
+    (path / "left by the old code").write_text("")
+    assert default_phantom(progress=False, cache=tmp_path, **small) == path
+    assert not (path / "left by the old code").exists()
+    assert json.loads((path / "phantom-truth.json").read_text())["generator_sha256"] == generator_sha256()
+    validate_dataset(path)
 
 
 @pytest.mark.parametrize("style", ["anatomical", "geometric"])

@@ -26,6 +26,18 @@ DEFAULTS = dict(n_train=240, n_valid=80, seed=0, render_size=128, label_noise=0.
 CACHE = Path(os.environ.get("MRNET_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
 
 
+def generator_sha256():
+    """A hash of the generator's code (this package's sources): the cache key names the version and
+    parameters, but a dataset made by earlier code of the same version would otherwise be reused,
+    and a figure measured on it said to be of this code."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
 def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style, randomise):
     return make_exam(seed, index, render_size, lesion_scale=lesion_scale, lesion_contrast=lesion_contrast, style=style,
                      randomise=randomise, with_anatomy=True)
@@ -74,7 +86,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     valid_cases = [c for c, t in truth.items() if t["split"] == "valid"]
     (tmp / "valid-paths.csv").write_text(
         "".join(f"{out.name}/valid/{plane}/{case}.npy\n" for case in valid_cases for plane in PLANES))
-    meta = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_valid": n_valid,
+    meta = {"generator_version": GENERATOR_VERSION, "generator_sha256": generator_sha256(), "seed": seed, "n_train": n_train, "n_valid": n_valid,
             "render_size": render_size, "label_noise": label_noise, "lesion_scale": lesion_scale,
             "lesion_contrast": lesion_contrast, "style": style, "randomise": randomise, "exams": truth}
     (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -98,9 +110,10 @@ class _Serial:
         return map(fn, items)
 
 
-def default_phantom(progress=True, **overrides):
+def default_phantom(progress=True, cache=None, **overrides):
     """The project's default dataset (or a variant: other rung, style, size), generated on first use
-    into the cache folder; the folder name holds every parameter, so a variant never reuses another."""
+    into the cache folder (`cache`, default CACHE); the folder name holds every parameter, so a
+    variant never reuses another, and a folder made by other generator code is made again."""
     params = {**DEFAULTS, **overrides}
     key = "phantom-v{}-seed{seed}-n{n_train}+{n_valid}-r{render_size}-noise{label_noise}".format(
         GENERATOR_VERSION, **params)
@@ -110,9 +123,13 @@ def default_phantom(progress=True, **overrides):
         key += "-" + params["style"]
     if params["randomise"]:
         key += "-randomised"
-    path = CACHE / key / "MRNet-v1.0"
-    if not (path / "phantom-truth.json").is_file():
+    path = Path(cache or CACHE) / key / "MRNet-v1.0"
+    truth = path / "phantom-truth.json"
+    if not truth.is_file():
         print(f"phantom: generating the default dataset into {path} (first use only)")
+        write_phantom(path, progress=progress, **params)
+    elif json.loads(truth.read_text()).get("generator_sha256") != generator_sha256():
+        print(f"phantom: {path} was made by other generator code; generating it again")
         write_phantom(path, progress=progress, **params)
     return path
 
