@@ -110,7 +110,7 @@ def make_strategy(tf, kind, gpus):
     if kind == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise SystemExit("fit: --strategy multiworker needs TF_CONFIG (the cluster and this worker's "
-                             "place in it) in the environment; see the README, section 'Several machines'")
+                             "place in it) in the environment; see docs/design.md, section 'Several machines'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy(None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")])
