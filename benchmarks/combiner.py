@@ -28,10 +28,10 @@ combiner could know), and the mean of those over the runs. Runs made before fit.
 split in report.json need --data-dir, --seed and --tune-fraction.
 
 Measured, `--synthetic` (8 seeds, 49 + 80 exams; 6 s), combined minus best plane on valid, old /
-new: abnormal -0.075 / +0.022 (the old one 0.03-0.22 below the best plane in 6 of 8 draws, the
-new one at most 0.021 below, the mean of 3 planes chosen in all 8), ACL +0.001 / +0.001, meniscus
-+0.029 / +0.024. With 226 tuning exams (`--tune 226 --valid 120`): abnormal +0.015 / +0.019,
-ACL +0.001 / +0.001, meniscus +0.022 / +0.022.
+new: abnormal -0.075 / +0.015 (the old one 0.03-0.22 below the best plane in 6 of 8 draws, the
+new one at most 0.005 below: the mean of 3 planes in 5 draws, sagittal alone in 3), ACL +0.001 /
++0.000, meniscus +0.029 / +0.003 (the new one at most 0.012 below). With 226 tuning exams
+(`--tune 226 --valid 120`): abnormal +0.015 / +0.016, ACL +0.001 / +0.001, meniscus +0.022 / +0.014.
 """
 
 import argparse

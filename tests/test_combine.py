@@ -100,16 +100,23 @@ def test_on_the_adversarial_case_the_old_combiner_loses_abnormal_and_the_new_doe
 
 def test_planes_of_equal_information_and_unequal_spread_are_averaged_standardised():
     """Three planes that know as much, one with logits ten times larger (a model's scale says
-    nothing of its worth): on 49 exams the plain mean is kept, and it is the mean of standardised
+    nothing of its worth): on 49 exams the mean is kept in most draws (a single plane, first in the
+    order, stays where a lucky draw makes it look as good), and it is the mean of standardised
     logits, far above any plane; a mean of the raw logits would be the loud plane alone."""
     design = {p: {t: (1.0, spread) for t in TASKS} for p, spread in zip(PLANES, (1.0, 1.0, 10.0))}
+    means = 0
     for seed in range(4):
         x, y, fresh_x, fresh_y = draw(seed, 49, design, balanced)
         combiner = fit_combiner(x, y, "tune", seed=seed)
         combined = comb.apply(combiner, fresh_x)
         for t, task in enumerate(TASKS):
-            assert combiner["tasks"][task]["choice"] == "mean", combiner["tasks"][task]["why"]
-            assert below_best_plane(combined, fresh_x, fresh_y, t) > 0.08, (seed, task)
+            gain = below_best_plane(combined, fresh_x, fresh_y, t)
+            if combiner["tasks"][task]["choice"] == "mean":
+                means += 1
+                assert gain > 0.08, (seed, task)
+            else:
+                assert gain >= -0.03, (seed, task, combiner["tasks"][task]["why"])
+    assert means >= 9, means
 
 
 def complementary(rng, n):
@@ -197,7 +204,9 @@ def test_the_json_round_trips_through_the_bundle_and_apply_gives_the_same_probab
         assert auc(y[:, t], comb.apply(combiner, x)[:, t]) == pytest.approx(auc(y[:, t], score), abs=1e-12)
         assert set(entry["candidates"]) == set(CANDIDATES) and entry["why"]
         for name in CANDIDATES:
-            assert 0 <= entry["candidates"][name]["auc"] <= 1 and entry["candidates"][name]["se"] >= 0
+            scored = entry["candidates"][name]
+            assert ("skipped" in scored) if name in ("lr3", "lr9") else ("skipped" not in scored), (name, scored)
+            assert "skipped" in scored or (0 <= scored["auc"] <= 1 and scored["se"] >= 0)
 
 
 @pytest.mark.parametrize("damage, reason", [
@@ -221,8 +230,28 @@ def test_the_choice_is_the_same_for_the_same_logits_and_seed():
     assert fit_combiner(x, y, "tune", seed=3) == first
     other = fit_combiner(x, y, "tune", seed=4)  # the seed is used: another shuffle of the folds
     assert other["cv"]["seed"] == 4
-    assert [other["tasks"][t]["candidates"]["lr9"]["auc"] for t in TASKS] != \
-        [first["tasks"][t]["candidates"]["lr9"]["auc"] for t in TASKS]
+    assert [other["tasks"][t]["candidates"]["mean"]["auc"] for t in TASKS] != \
+        [first["tasks"][t]["candidates"]["mean"]["auc"] for t in TASKS]
+
+
+@pytest.mark.parametrize("n_tune", [49, 226])
+def test_logistic_regression_is_a_candidate_only_with_ten_minority_exams_per_coefficient(n_tune):
+    """MRNet's label frequencies: on 49 tuning exams (the phantom's) no task has 30 minority-class
+    exams, so no LR is tried; on 226 (the real data's) every task has 30, so LR over the task's own
+    three planes is tried, and LR over nine only where 90 are. A left-out candidate says why, and
+    the choice is among the scored ones."""
+    x, y, _, _ = draw(5, n_tune, bench.ADVERSARIAL)
+    combiner = fit_combiner(x, y, "tune", seed=0)
+    for t, task in enumerate(TASKS):
+        minority = int(min(np.bincount(y[:, t], minlength=2)))
+        expected = ("single", "mean") + (("lr3",) if minority >= 30 else ()) + (("lr9",) if minority >= 90 else ())
+        assert len(expected) == (2 if n_tune == 49 else 3 + (minority >= 90)), (task, minority)
+        entry = combiner["tasks"][task]
+        assert tuple(n for n in CANDIDATES if "auc" in entry["candidates"][n]) == expected, (task, minority)
+        for name in set(CANDIDATES) - set(expected):
+            assert f"{minority} exams in the minority class" in entry["candidates"][name]["skipped"]
+            assert "left out" in entry["why"]
+        assert entry["choice"].split(":")[0] in expected
 
 
 def test_the_newton_fit_and_the_auc_are_scikit_learns():

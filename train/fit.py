@@ -91,8 +91,9 @@ def main(argv=None):
         print("worker: training done; the chief writes the bundle")
         return
 
-    # 4. the combiner, fit on tune: per task the simplest of the mean of its planes, one plane, LR over
-    # its three logits or over all nine that repeated CV cannot tell from the best (learning/combine.py)
+    # 4. the combiner, fit on tune: per task the first of one plane, the mean of its planes, LR over its
+    # three logits or over all nine (LR only with enough exams) that repeated CV cannot tell from the
+    # best (learning/combine.py)
     from learning.combine import choices, fit_combiner
     from mrnet import combiner as comb
 

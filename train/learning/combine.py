@@ -1,28 +1,42 @@
 """Fit the plane combiner and store it as JSON (applied by submission/mrnet/combiner.py, numpy only).
 
 The tuning part is small (about 50 exams on the phantom, about 226 on the real data), so a learnt
-combination of nine logits can be noise. Per task, four candidates, simplest first:
+combination of nine logits can be noise. Per task, four candidates, the one that can fall least
+below the best plane first:
 
+  single  the task's own logit of one plane: the plane with the best AUC on all the tuning exams
   mean    the mean of the task's own three plane logits, each standardised
-  single  the task's own logit of the best single plane (the plane chosen on the data it is fit on)
   lr3     logistic regression over the task's own three standardised plane logits
   lr9     logistic regression over all nine standardised plane logits
+
+`single` comes first: by construction it is a plane, so choosing it can cost no more than picking
+the wrong plane, where the mean of a good plane and two weak ones falls below the good one (the
+v6 phantom's coronal meniscus logit is at chance). Inside the CV its plane is chosen again on each
+fold's training exams, so its CV AUC includes the choice; the final plane is chosen on all tuning
+exams.
+
+A logistic regression is a candidate only with at least EVENTS_PER_COEFFICIENT exams of the
+minority class per coefficient (30 for lr3, 90 for lr9; the events-per-variable rule of clinical
+prediction models, Peduzzi 1996). On the v6 phantom's 49 tuning exams (8 normal ones) the CV put
+LR over nine first for abnormal (0.90) and meniscus (0.91); on valid they scored 0.65 and 0.74,
+below sagittal alone (0.70 and 0.81). The real data's 226 tuning exams allow lr3 for every task
+and lr9 for none.
 
 Inputs are standardised with each feature's mean and sd on the tuning exams (without it the
 largest-variance logits, the ACL ones, won every task at strong regularisation). LR uses a fixed
 L2 strength, C = LR_C on standardised features (no inner search: cheap, and the penalty's weight
 against the data's shrinks as the tuning set grows), fit by Newton's method to scikit-learn's
-objective (lbfgs and its checks made the CV 50 times slower). The candidate is chosen by repeated
+objective (lbfgs and its checks made the CV 50 times slower). Candidates are scored by repeated
 stratified K-fold CV (K = 5, fewer when the minority class has fewer exams; REPEATS shuffles,
-seeded): in every fold each candidate is fit on the training folds alone (standardisation and the
-single plane included) and scored by ROC AUC on the held-out fold; the simplest candidate whose
+seeded): in every fold each candidate is fit on the training folds alone (standardisation
+included) and scored by ROC AUC on the held-out fold; the first candidate in the order above whose
 mean CV AUC is within one standard error of the best's is kept (SE: the sd of the fold AUCs over
 sqrt(K), the SE of one K-fold estimate, which repeating does not shrink: the repeats re-use the
 same exams). It is refit on all tuning exams, then passed through a one-dimensional logistic fit
 (slope kept positive) so that its output is a probability with the chosen score's ranking and
 AUC. Every candidate is linear, so the result is stored as 9 coefficients and an intercept on the
 raw logits, which is all `mrnet.combiner.apply` reads; the JSON also records each candidate's CV
-AUC, the choice and why, the standardisation and the CV design.
+AUC (or why it was not a candidate), the choice and why, the standardisation and the CV design.
 
 A task whose tuning labels hold one class, or whose minority class has fewer than 2 exams (no
 2-fold CV), falls back to the plain mean of its three raw plane logits, with a note.
@@ -36,7 +50,9 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from mrnet.combiner import FEATURES, features
 from mrnet.contract import PLANES, TASKS
 
-CANDIDATES = ("mean", "single", "lr3", "lr9")  # simplicity order
+CANDIDATES = ("single", "mean", "lr3", "lr9")  # the order of preference
+COEFFICIENTS = {"lr3": 3, "lr9": 9}
+EVENTS_PER_COEFFICIENT = 10  # minority-class exams per LR coefficient
 FOLDS, REPEATS = 5, 10
 LR_C = 1.0  # L2, on standardised features
 CALIBRATION_C = 1.0  # the 1-D logistic fit, on the standardised score
@@ -103,6 +119,11 @@ def standardisation(x):
     return mean, np.where(sd > SD_FLOOR, sd, 1.0)
 
 
+def best_plane(x, y, task):
+    """The plane whose own logit for the task has the best AUC (ties: the first in PLANES order)."""
+    return PLANES[int(np.argmax([auc(y, x[:, j]) for j in own_columns(task)]))]
+
+
 def fit_candidate(name, z, y, task):
     """(weights on the nine standardised features, intercept, the name with the plane for `single`)."""
     own = own_columns(task)
@@ -111,18 +132,29 @@ def fit_candidate(name, z, y, task):
         w[own] = 1 / 3
         return w, 0.0, name
     if name == "single":
-        aucs = [auc(y, z[:, j]) for j in own]
-        best = int(np.argmax(aucs))  # ties: the first plane in PLANES order
-        w[own[best]] = 1.0
-        return w, 0.0, f"single:{PLANES[best]}"
+        plane = best_plane(z, y, task)
+        w[own[PLANES.index(plane)]] = 1.0
+        return w, 0.0, f"single:{plane}"
     columns = own if name == "lr3" else list(range(len(FEATURES)))
     w[columns], b = logistic(z[:, columns], y, LR_C)
     return w, b, name
 
 
+def too_few(name, minority):
+    """Why an LR candidate is left out for this many minority-class exams, or None."""
+    need = EVENTS_PER_COEFFICIENT * COEFFICIENTS.get(name, 0)
+    if minority < need:
+        return (f"{minority} exams in the minority class, under {need} ({EVENTS_PER_COEFFICIENT} per "
+                f"coefficient)")
+    return None
+
+
 def cross_validate(x, y, task, folds, seed):
-    """{candidate: {'auc': mean, 'se': SE, 'folds': scored, ...}} by repeated stratified K-fold."""
-    scores = {name: [] for name in CANDIDATES}
+    """{candidate: {'auc': mean, 'se': SE, 'folds': scored} or {'skipped': why}} by repeated
+    stratified K-fold; for `single`, how often each plane was chosen."""
+    minority = int(min(np.bincount(y, minlength=2)))
+    skipped = {name: too_few(name, minority) for name in CANDIDATES}
+    scores = {name: [] for name in CANDIDATES if not skipped[name]}
     picked = {plane: 0 for plane in PLANES}
     cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=REPEATS, random_state=seed)
     for train, test in cv.split(x, y):
@@ -130,14 +162,17 @@ def cross_validate(x, y, task, folds, seed):
             continue  # a held-out fold with one class has no AUC
         mean, sd = standardisation(x[train])
         z_train, z_test = (x[train] - mean) / sd, (x[test] - mean) / sd
-        for name in CANDIDATES:
+        for name in scores:
             w, b, label = fit_candidate(name, z_train, y[train], task)
             scores[name].append(auc(y[test], z_test @ w + b))
             if name == "single":
                 picked[label.split(":", 1)[1]] += 1
     out = {}
-    for name, s in scores.items():
-        s = np.asarray(s)
+    for name in CANDIDATES:
+        if skipped[name]:
+            out[name] = {"skipped": skipped[name]}
+            continue
+        s = np.asarray(scores[name])
         out[name] = {"auc": float(s.mean()), "se": float(s.std(ddof=1) / np.sqrt(folds)) if len(s) > 1 else 0.0,
                      "folds": int(len(s))}
     out["single"]["planes_picked"] = picked
@@ -145,17 +180,21 @@ def cross_validate(x, y, task, folds, seed):
 
 
 def choose(cv):
-    """(candidate, why): the simplest candidate within one SE of the best CV AUC."""
-    best = max(CANDIDATES, key=lambda n: cv[n]["auc"])  # ties: the simpler
+    """(candidate, why): the first candidate, in CANDIDATES order, within one SE of the best CV AUC."""
+    scored = [n for n in CANDIDATES if "auc" in cv[n]]
+    best = max(scored, key=lambda n: cv[n]["auc"])  # ties: the earlier
     bar = cv[best]["auc"] - cv[best]["se"]
-    choice = next(n for n in CANDIDATES if cv[n]["auc"] >= bar)
+    choice = next(n for n in scored if cv[n]["auc"] >= bar)
     best_text = f"{best} {cv[best]['auc']:.3f} +/- {cv[best]['se']:.3f}"
     if choice == best == CANDIDATES[0]:
-        why = f"the simplest and the best, {best_text}"
+        why = f"the first and the best, {best_text}"
     elif choice == best:
-        why = f"the best, {best_text}; no simpler candidate within 1 SE (>= {bar:.3f})"
+        why = f"the best, {best_text}; no earlier candidate within 1 SE (>= {bar:.3f})"
     else:
-        why = f"simplest within 1 SE of the best, {best_text}; {choice} {cv[choice]['auc']:.3f}"
+        why = f"first within 1 SE of the best, {best_text}; {choice} {cv[choice]['auc']:.3f}"
+    left_out = [n for n in CANDIDATES if n not in scored]
+    if left_out:
+        why += f"; {', '.join(left_out)} left out: {cv[left_out[0]]['skipped']}"
     return choice, why
 
 
@@ -208,16 +247,18 @@ def fit_combiner(plane_logits, labels, fit_on, seed=0):
     x, labels = features(plane_logits), np.asarray(labels)
     mean, sd = standardisation(x)
     tasks = {task: fit_task(x, labels[:, t].astype(int), task, mean, sd, seed) for t, task in enumerate(TASKS)}
-    return {"kind": "per task, the simplest of mean / single plane / LR over 3 / LR over 9 (standardised plane "
-                    "logits) within 1 SE of the best repeated-CV AUC, through a 1-D logistic calibration; stored "
-                    "as coefficients on the raw logits",
+    return {"kind": "per task, the first of single plane / mean / LR over 3 / LR over 9 (standardised plane "
+                    "logits; LR with enough minority-class exams) within 1 SE of the best repeated-CV AUC, through "
+                    "a 1-D logistic calibration; stored as coefficients on the raw logits",
             "features": FEATURES, "fit_on": fit_on, "n_exams": int(len(labels)),
             "standardisation": {"mean": [float(v) for v in mean], "sd": [float(v) for v in sd]},
             "cv": {"design": "repeated stratified K-fold", "folds": FOLDS, "repeats": REPEATS, "seed": int(seed),
                    "folds_rule": f"K = min({FOLDS}, minority-class exams); under 2: the plain mean",
                    "score": "ROC AUC on the held-out fold (a fold with one class is skipped)",
-                   "se": "sd of the fold AUCs / sqrt(K)", "rule": "simplest within 1 SE of the best",
-                   "candidates": list(CANDIDATES), "lr": {"penalty": "l2", "C": LR_C, "on": "standardised features",
+                   "se": "sd of the fold AUCs / sqrt(K)", "rule": "first in candidates' order within 1 SE of the best",
+                   "candidates": list(CANDIDATES),
+                   "lr_needs": f"{EVENTS_PER_COEFFICIENT} minority-class exams per coefficient",
+                   "single": "the plane with the best AUC on all tuning exams, read in every fold", "lr": {"penalty": "l2", "C": LR_C, "on": "standardised features",
                                                         "objective": "scikit-learn's LogisticRegression"},
                    "calibration": {"kind": "1-D logistic, slope > 0", "C": CALIBRATION_C}},
             "tasks": tasks}
