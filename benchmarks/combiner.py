@@ -123,8 +123,9 @@ def synthetic_runs(seeds, n_tune, n_valid):
         yield (f"synthetic seed {seed}", seed, draw_logits(rng, y_tune), y_tune, draw_logits(rng, y_valid), y_valid)
 
 
-def folder_run(folder, args):
-    """(name, seed, tune logits, tune labels, valid logits, valid labels) of one fit.py run folder."""
+def folder_run(folder, args, ensemble=1):
+    """(name, seed, tune logits, tune labels, valid logits, valid labels) of one fit.py run folder;
+    with ensemble N, each plane's logits are the mean of its first N members' (as the bundle's)."""
     from learning.pipeline import split
     from mrnet.layout import read_labels
 
@@ -138,10 +139,13 @@ def folder_run(folder, args):
         sys.exit(f"combiner: {folder}: report.json does not say the data folder, seed and tune fraction; "
                  "give --data-dir, --seed and --tune-fraction")
     splits, _ = split(read_labels(Path(data_dir)), fraction, seed)
-    saved = {plane: np.load(folder / plane / "logits.npz", allow_pickle=False) for plane in PLANES}
+    from fit import members
+
+    saved = {plane: [np.load(folder / unit / "logits.npz", allow_pickle=False) for unit in members(plane, ensemble)]
+             for plane in PLANES}
     out = []
     for name in ("tune", "valid"):
-        logits = {plane: saved[plane][name] for plane in PLANES}
+        logits = {plane: np.mean([s[name] for s in saved[plane]], axis=0) for plane in PLANES}
         y = splits[name][list(TASKS)].values
         if any(len(v) != len(y) for v in logits.values()):
             sys.exit(f"combiner: {folder}: {name} logits do not match the split of {data_dir} "

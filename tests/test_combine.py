@@ -7,6 +7,7 @@ draw's."""
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -287,9 +288,9 @@ def test_fits_table_names_each_tasks_combiner(capsys):
     assert screen.index("ROC AUC on valid") < screen.index(line) < screen.index("ROC AUC on tune")
 
 
-def test_the_benchmark_reads_a_fit_run_folder(tmp_path, capsys):
-    """benchmarks/combiner.py on a run folder as fit.py leaves it: each plane's logits.npz and the
-    split that report.json records; the labels come from the data folder, split as fit.py split it."""
+def fake_run(tmp_path, members=1):
+    """A run folder as fit.py --ensemble N leaves it: each unit's logits.npz ("sagittal", "sagittal-1",
+    ...), report.json's split, over a data folder of labels: (run, splits, {unit: {split: logits}})."""
     from conftest import write_layout
 
     from learning.pipeline import split
@@ -301,11 +302,24 @@ def test_the_benchmark_reads_a_fit_run_folder(tmp_path, capsys):
     data = write_layout(tmp_path / "data", {"train": train, "valid": valid}, n_slices=1)
     splits, _ = split(read_labels(data), 0.5, 11)
     run = tmp_path / "run"
-    logits = {name: bench.draw_logits(rng, frame[list(TASKS)].values) for name, frame in splits.items()}
-    for plane in PLANES:
-        (run / plane).mkdir(parents=True)
-        np.savez(run / plane / "logits.npz", **{name: logits[name][plane] for name in splits})
-    (run / "report.json").write_text(json.dumps({"split": {"data_dir": str(data), "seed": 11, "tune_fraction": 0.5}}))
+    saved = {}
+    for m in range(members):
+        logits = {name: bench.draw_logits(rng, frame[list(TASKS)].values) for name, frame in splits.items()}
+        for plane in PLANES:
+            unit = plane if m == 0 else f"{plane}-{m}"
+            (run / unit).mkdir(parents=True)
+            saved[unit] = {name: logits[name][plane] for name in splits}
+            np.savez(run / unit / "logits.npz", **saved[unit])
+    (run / "report.json").write_text(json.dumps({"split": {"data_dir": str(data), "seed": 11, "tune_fraction": 0.5},
+                                                 "seconds": 100.0}))
+    return run, splits, saved
+
+
+def test_the_benchmark_reads_a_fit_run_folder(tmp_path, capsys):
+    """benchmarks/combiner.py on a run folder as fit.py leaves it: each plane's logits.npz and the
+    split that report.json records; the labels come from the data folder, split as fit.py split it."""
+    run, splits, saved = fake_run(tmp_path)
+    logits = {name: {plane: saved[plane][name] for plane in PLANES} for name in splits}
     results = bench.main([str(run)])
     screen = capsys.readouterr().out
     assert f"{run}: {len(splits['tune'])} tuning, 30 validation exams" in screen
@@ -314,3 +328,27 @@ def test_the_benchmark_reads_a_fit_run_folder(tmp_path, capsys):
         assert results[0][task]["sagittal"] == pytest.approx(auc(y[:, t], logits["valid"]["sagittal"][:, t]))
     with pytest.raises(SystemExit, match="do not match"):  # another seed: another split, other lengths
         bench.main([str(run), "--seed", "12"])
+
+
+def test_the_ensemble_benchmark_scores_member_0_against_the_members_mean(tmp_path, capsys):
+    """benchmarks/ensemble.py on a run of three members: one model is member 0's logits, the
+    ensemble the mean of the three units' (as the bundle averages them), each scored on valid."""
+    spec = importlib.util.spec_from_file_location("ensemble_benchmark", ROOT / "benchmarks" / "ensemble.py")
+    ensemble = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ensemble)
+    run, splits, saved = fake_run(tmp_path, members=3)
+    one, mean, n, seconds = ensemble.compare(run)
+    assert (n, seconds) == (3, 100.0)
+    y = splits["valid"][list(TASKS)].values
+    for t, task in enumerate(TASKS):
+        for plane in PLANES:
+            averaged = np.mean([saved[u]["valid"][:, t] for u in (plane, f"{plane}-1", f"{plane}-2")], axis=0)
+            assert one[task][plane] == pytest.approx(auc(y[:, t], saved[plane]["valid"][:, t]))
+            assert mean[task][plane] == pytest.approx(auc(y[:, t], averaged))
+    assert any(one[task][p] != mean[task][p] for task in TASKS for p in PLANES)  # the mean is not member 0
+    ensemble.main([str(run)])
+    assert "one model (member 0) against the mean of 3; 100 s" in capsys.readouterr().out
+    for unit in ("sagittal-1", "sagittal-2"):
+        shutil.rmtree(run / unit)
+    with pytest.raises(SystemExit, match="one model per plane"):
+        ensemble.compare(run)
