@@ -146,8 +146,8 @@ def train_one(config, unit, data, run_dir, devices=None):
     devices = devices or setup_devices(own.compute, own.model.backbone, own.model.seed)
     datasets, steps = plane_datasets(own, devices, data_dir, splits, source, targets, plane, localiser,
                                      config.model.seed)
-    train_plane(unit, run_dir / unit, run_dir, datasets, steps, positive_weights(targets["fit"]), own, devices,
-                init.get(plane))
+    weights = positive_weights(targets["fit"], config.training.abnormal_weight)
+    train_plane(unit, run_dir / unit, run_dir, datasets, steps, weights, own, devices, init.get(plane))
 
 
 def init_weights(config):

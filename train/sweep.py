@@ -115,7 +115,8 @@ def main(argv=None):
             sections.setdefault(SECTION.get(key, "model"), {})[key] = value
         config = fit_config(**sections)
         model = build_model(**model_config(config.model))  # fit.py's model, loss, optimiser and metric
-        compile_plane(model, config.training.lr, config.compute, steps, args.epochs, positive_weights(data["fit"][1]),
+        weights = positive_weights(data["fit"][1], config.training.abnormal_weight)
+        compile_plane(model, config.training.lr, config.compute, steps, args.epochs, weights,
                       Devices(strategy=None, xla=keras.backend.backend() != "tensorflow", replicas=1, workers=1, index=0))
         print(f"recipe {json.dumps(recipe)} over fit.py's defaults", flush=True)
         curve, start = [], time.perf_counter()

@@ -156,6 +156,8 @@ class Training:
     placement_error: float = option(0.0, "with --crops: move every exam's windows by a random offset of this sd "
                                          "(px at 256), held for the whole exam (the benchmark's robustness curve)")
     tune_fraction: float = option(0.2, "share of train held out for early stopping and the combiner")
+    abnormal_weight: float = option(None, "the loss weight of an abnormal exam against a normal one's 1 (default: "
+                                          "balanced, normal / abnormal exams, about 0.23 on MRNet's 81 %% abnormal)")
     ensemble: int = option(1, "models per plane, each from its own seed (its initialisation and shuffling; the "
                               "split stays the run's), their logits averaged inside the plane's SavedModel")
     resume: bool = option(False, "continue an interrupted run in --run-dir", action="store_true")
@@ -349,6 +351,8 @@ def resolve_fit(config):
         init = "auto" if model.crops else "none"  # with crops: shipped or retrain, decided with the artefact
     if training.freeze_epochs and (init == "none" or training.freeze_epochs >= training.epochs):
         raise ValueError("--freeze-epochs needs a pretrained --init and fewer epochs than --epochs")
+    if training.abnormal_weight is not None and not training.abnormal_weight > 0:
+        raise ValueError(f"--abnormal-weight {training.abnormal_weight}: a weight above 0")
     if model.backbone == "compact" and model.weights != "none":
         raise ValueError("--weights is for a keras.applications --backbone; the compact CNN trains from its own "
                          "start (see --init)")

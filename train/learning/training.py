@@ -13,12 +13,17 @@ from keras import ops
 from learning.checkpoints import BEST, EpochCheckpoint, finish, read_state, restore, trim_history
 
 
-def positive_weights(labels):
+def positive_weights(labels, abnormal=None):
     """neg/pos per task, so each task's positives and negatives weigh the same in the loss:
-    ACL tears are 18 % of exams, abnormal 81 %."""
+    ACL tears are 18 % of exams, abnormal 81 %. `abnormal` replaces the abnormal task's: balanced,
+    an abnormal exam weighs 0.23 of a normal one and the abnormal score learns the tears alone
+    (docs/experiments.md, what the abnormal score sees)."""
     labels = np.asarray(labels, np.float64)
     pos = labels.sum(axis=0)
-    return ((len(labels) - pos) / np.maximum(pos, 1)).tolist()
+    weights = ((len(labels) - pos) / np.maximum(pos, 1)).tolist()
+    if abnormal is not None:
+        weights[0] = float(abnormal)
+    return weights
 
 
 @keras.saving.register_keras_serializable("mrnet")
