@@ -24,10 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "train"), str(ROOT / "submission")]
 
-from learning.pipeline import split  # noqa: E402
+from combiner import recorded_split  # noqa: E402  (benchmarks/combiner.py)
 from mrnet import combiner as comb  # noqa: E402
 from mrnet.contract import PLANES  # noqa: E402
-from mrnet.layout import read_labels  # noqa: E402
 from scoring.metrics import auc_or_none  # noqa: E402
 
 OTHER = ("effusion", "oedema", "cartilage defect")
@@ -47,16 +46,14 @@ def scores(folder, names):
     """{split: ({column: abnormal score}, findings per exam)} of one run folder."""
     from learning.combine import fit_combiner
 
-    report = json.loads((folder / "report.json").read_text())["split"]
-    data_dir = Path(report["data_dir"])
+    data_dir, seed, _, splits = recorded_split(folder, argparse.Namespace(data_dir=None, seed=None,
+                                                                          tune_fraction=None))
     truth = data_dir / "phantom-truth.json"
     if not truth.is_file():
         sys.exit(f"abnormal_findings: {data_dir} has no phantom-truth.json: the run was not on a phantom")
     exams = json.loads(truth.read_text())["exams"]
-    splits, _ = split(read_labels(data_dir), report["tune_fraction"], report["seed"])
     saved = {p: np.load(folder / p / "logits.npz", allow_pickle=False) for p in PLANES}
-    combiner = fit_combiner({p: saved[p]["tune"] for p in PLANES}, splits["tune"].values, fit_on="tune",
-                            seed=report["seed"])
+    combiner = fit_combiner({p: saved[p]["tune"] for p in PLANES}, splits["tune"].values, fit_on="tune", seed=seed)
     out = {}
     for name in names:
         logits = {p: saved[p][name] for p in PLANES}

@@ -123,9 +123,9 @@ def synthetic_runs(seeds, n_tune, n_valid):
         yield (f"synthetic seed {seed}", seed, draw_logits(rng, y_tune), y_tune, draw_logits(rng, y_valid), y_valid)
 
 
-def folder_run(folder, args, ensemble=1):
-    """(name, seed, tune logits, tune labels, valid logits, valid labels) of one fit.py run folder;
-    with ensemble N, each plane's logits are the mean of its first N members' (as the bundle's)."""
+def recorded_split(folder, args):
+    """(data folder, seed, tune fraction, {split: label frame}) of a fit.py run folder, as report.json
+    records them (flags in `args` fill in and override), split as fit.py split it."""
     from learning.pipeline import split
     from mrnet.layout import read_labels
 
@@ -139,8 +139,16 @@ def folder_run(folder, args, ensemble=1):
         sys.exit(f"combiner: {folder}: report.json does not say the data folder, seed and tune fraction; "
                  "give --data-dir, --seed and --tune-fraction")
     splits, _ = split(read_labels(Path(data_dir)), fraction, seed)
+    return Path(data_dir), seed, fraction, splits
+
+
+def folder_run(folder, args, ensemble=1):
+    """(name, seed, tune logits, tune labels, valid logits, valid labels) of one fit.py run folder;
+    with ensemble N, each plane's logits are the mean of its first N members' (as the bundle's)."""
     from fit import members
 
+    folder = Path(folder)
+    data_dir, seed, fraction, splits = recorded_split(folder, args)
     saved = {plane: [np.load(folder / unit / "logits.npz", allow_pickle=False) for unit in members(plane, ensemble)]
              for plane in PLANES}
     out = []

@@ -119,11 +119,6 @@ def standardisation(x):
     return mean, np.where(sd > SD_FLOOR, sd, 1.0)
 
 
-def best_plane(x, y, task):
-    """The plane whose own logit for the task has the best AUC (ties: the first in PLANES order)."""
-    return PLANES[int(np.argmax([auc(y, x[:, j]) for j in own_columns(task)]))]
-
-
 def fit_candidate(name, z, y, task):
     """(weights on the nine standardised features, intercept, the name with the plane for `single`)."""
     own = own_columns(task)
@@ -132,9 +127,9 @@ def fit_candidate(name, z, y, task):
         w[own] = 1 / 3
         return w, 0.0, name
     if name == "single":
-        plane = best_plane(z, y, task)
-        w[own[PLANES.index(plane)]] = 1.0
-        return w, 0.0, f"single:{plane}"
+        best = int(np.argmax([auc(y, z[:, j]) for j in own]))  # ties: the first plane in PLANES order
+        w[own[best]] = 1.0
+        return w, 0.0, f"single:{PLANES[best]}"
     columns = own if name == "lr3" else list(range(len(FEATURES)))
     w[columns], b = logistic(z[:, columns], y, LR_C)
     return w, b, name
@@ -258,8 +253,9 @@ def fit_combiner(plane_logits, labels, fit_on, seed=0):
                    "se": "sd of the fold AUCs / sqrt(K)", "rule": "first in candidates' order within 1 SE of the best",
                    "candidates": list(CANDIDATES),
                    "lr_needs": f"{EVENTS_PER_COEFFICIENT} minority-class exams per coefficient",
-                   "single": "the plane with the best AUC on all tuning exams, read in every fold", "lr": {"penalty": "l2", "C": LR_C, "on": "standardised features",
-                                                        "objective": "scikit-learn's LogisticRegression"},
+                   "single": "the plane with the best AUC on the exams it is fit on (chosen again in every fold)",
+                   "lr": {"penalty": "l2", "C": LR_C, "on": "standardised features",
+                          "objective": "scikit-learn's LogisticRegression"},
                    "calibration": {"kind": "1-D logistic, slope > 0", "C": CALIBRATION_C}},
             "tasks": tasks}
 
