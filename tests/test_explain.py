@@ -142,7 +142,7 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     config = fit_config(model={"crops": False})
     model = build_model(**model_config(config.model), pooled_input=True)
     steps = count_batches(paths, config.compute.batch_slices)
-    compile_plane(model, config.training.lr, config.compute, steps, EPOCHS, positive_weights(y), Devices(None, xla=True, replicas=1, workers=1, index=0))
+    compile_plane(model, config.training.lr, config.compute, steps, EPOCHS, positive_weights(y, config.training.abnormal_weight), Devices(None, xla=True, replicas=1, workers=1, index=0))
     model.fit(make_dataset(paths, y, config.compute.batch_slices, shuffle=True, static=True,
                            input_size=config.model.input_size),
               epochs=EPOCHS, verbose=0)

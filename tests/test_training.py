@@ -203,19 +203,22 @@ def test_the_slice_budget_follows_the_backbone_unless_given():
 
 
 def test_abnormal_weight_sets_what_an_abnormal_exam_weighs_in_the_loss():
-    """Balanced by default (an abnormal exam weighs normal / abnormal exams, 0.23 at MRNet's 81 %),
-    --abnormal-weight replaces that weight alone, the loss of an abnormal exam moves by exactly the
-    difference, and a weight of 0 or less is refused by name."""
+    """1 by default, balanced on request (an abnormal exam weighs normal / abnormal exams, 0.23 at
+    MRNet's 81 %), any other weight replaces the abnormal task's alone, the loss of an abnormal exam
+    moves by exactly the difference, and a weight of 0 or less, or a word, is refused by name."""
     import fit
     from learning.training import WeightedBCE, positive_weights
 
     labels = np.array([[1, 1, 0]] * 18 + [[1, 0, 1]] * 35 + [[1, 0, 0]] * 28 + [[0, 0, 0]] * 19)
-    balanced = positive_weights(labels, fit.parse_args([]).training.abnormal_weight)
-    weighted = positive_weights(labels, fit.parse_args(["--abnormal-weight", "1"]).training.abnormal_weight)
+    default = positive_weights(labels, fit.parse_args([]).training.abnormal_weight)
+    balanced = positive_weights(labels, fit.parse_args(["--abnormal-weight", "balanced"]).training.abnormal_weight)
+    halved = positive_weights(labels, fit.parse_args(["--abnormal-weight", "0.5"]).training.abnormal_weight)
     assert balanced == pytest.approx([19 / 81, 82 / 18, 65 / 35])
-    assert weighted == [1.0, *balanced[1:]]
+    assert default == [1.0, *balanced[1:]] and halved == [0.5, *balanced[1:]]
     y, logits = np.array([[1.0, 0.0, 0.0]], np.float32), np.zeros((1, 3), np.float32)
-    moved = float(WeightedBCE(weighted)(y, logits)) - float(WeightedBCE(balanced)(y, logits))
+    moved = float(WeightedBCE(default)(y, logits)) - float(WeightedBCE(balanced)(y, logits))
     assert moved == pytest.approx((1 - 19 / 81) * np.log(2) / 3, rel=1e-5)
     proc = subprocess.run(FIT + ["--abnormal-weight", "0"], capture_output=True, text=True, env=_env())
     assert proc.returncode == 2 and "--abnormal-weight 0.0: a weight above 0" in proc.stderr
+    proc = subprocess.run(FIT + ["--abnormal-weight", "heavy"], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 2 and "'heavy' is neither a number nor balanced" in proc.stderr

