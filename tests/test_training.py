@@ -23,8 +23,11 @@ SMALL = ["--epochs", "3", "--batch-slices", "64", "--width", "8", "--quiet", "--
 
 
 def _epochs(history):
-    with open(history) as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
+    """The epochs history.csv logs, read from its complete lines only: polled while the run writes it,
+    the file can end mid-line, even mid-header."""
+    lines = [line for line in history.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    rows = csv.DictReader(lines)
+    return [int(row["epoch"]) for row in rows] if "epoch" in (rows.fieldnames or ()) else []
 
 
 def _env():
