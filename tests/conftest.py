@@ -116,11 +116,20 @@ def write_layout(root, cases, n_slices=3, dtype="uint8"):
     return root
 
 
+# fixtures too dear to build once per worker: the tests that use one share a worker (xdist_group)
+SHARED = {"trained": {"tiny_bundle", "tiny_localiser", "pretrained"},
+          "single-device": {"single_device"}}  # test_training.py's reference run for the strategies
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """With two workers (pytest.ini's -n 2): the tests of the trained fixtures share a worker, so the
+    """With two workers (pytest.ini's -n 2): the tests of each SHARED set share a worker, so the
     localiser, the pretrained folder and the tiny bundle (which needs the localiser) are each built
-    once, not once per worker."""
+    once, and so is the single-device run the mirrored and multi-worker runs are compared with (one
+    per worker cost a 65 s fit twice)."""
     for item in items:
-        if {"tiny_bundle", "tiny_localiser", "pretrained"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("trained"))
+        used = set(getattr(item, "fixturenames", ()))
+        for group, fixtures in SHARED.items():
+            if fixtures & used:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
