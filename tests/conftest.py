@@ -126,7 +126,7 @@ def pytest_collection_modifyitems(config, items):
     """With two workers (pytest.ini's -n 2): the tests of each SHARED set share a worker, so the
     localiser, the pretrained folder and the tiny bundle (which needs the localiser) are each built
     once, and so is the single-device run the mirrored and multi-worker runs are compared with (one
-    per worker cost a 65 s fit twice)."""
+    per worker built that 62-73 s fit twice)."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for group, fixtures in SHARED.items():

@@ -222,6 +222,8 @@ def test_abnormal_weight_sets_what_an_abnormal_exam_weighs_in_the_loss():
     moved = float(WeightedBCE(default)(y, logits)) - float(WeightedBCE(balanced)(y, logits))
     assert moved == pytest.approx((1 - 19 / 81) * np.log(2) / 3, rel=1e-5)
     proc = subprocess.run(FIT + ["--abnormal-weight", "0"], capture_output=True, text=True, env=_env())
-    assert proc.returncode == 2 and "--abnormal-weight 0.0: a weight above 0" in proc.stderr
+    assert proc.returncode == 2 and "--abnormal-weight 0.0: a finite weight above 0" in proc.stderr
+    proc = subprocess.run(FIT + ["--abnormal-weight", "inf"], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 2 and "--abnormal-weight inf: a finite weight above 0" in proc.stderr
     proc = subprocess.run(FIT + ["--abnormal-weight", "heavy"], capture_output=True, text=True, env=_env())
     assert proc.returncode == 2 and "'heavy' is neither a number nor balanced" in proc.stderr

@@ -12,6 +12,7 @@ configuration without flags (`fit_config()`) trains as fit.py trains.
 
 import argparse
 import json
+import math
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -165,7 +166,7 @@ class Training:
     placement_error: float = option(0.0, "with --crops: move every exam's windows by a random offset of this sd "
                                          "(px at 256), held for the whole exam (the benchmark's robustness curve)")
     tune_fraction: float = option(0.2, "share of train held out for early stopping and the combiner")
-    abnormal_weight: float = option(1.0, "the loss weight of an abnormal exam against a normal one's 1, or "
+    abnormal_weight: object = option(1.0, "the loss weight of an abnormal exam against a normal one's 1, or "
                                          "balanced (normal / abnormal exams, about 0.23 on MRNet's 81 %% abnormal; "
                                          "1 lifted combined abnormal AUC by 0.05 over three phantom seeds)",
                                     type=_weight_or_balanced)
@@ -362,8 +363,8 @@ def resolve_fit(config):
         init = "auto" if model.crops else "none"  # with crops: shipped or retrain, decided with the artefact
     if training.freeze_epochs and (init == "none" or training.freeze_epochs >= training.epochs):
         raise ValueError("--freeze-epochs needs a pretrained --init and fewer epochs than --epochs")
-    if training.abnormal_weight != "balanced" and not training.abnormal_weight > 0:
-        raise ValueError(f"--abnormal-weight {training.abnormal_weight}: a weight above 0")
+    if training.abnormal_weight != "balanced" and not 0 < training.abnormal_weight < math.inf:
+        raise ValueError(f"--abnormal-weight {training.abnormal_weight}: a finite weight above 0")
     if model.backbone == "compact" and model.weights != "none":
         raise ValueError("--weights is for a keras.applications --backbone; the compact CNN trains from its own "
                          "start (see --init)")
