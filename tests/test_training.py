@@ -208,7 +208,7 @@ def test_the_slice_budget_follows_the_backbone_unless_given():
 def test_abnormal_weight_sets_what_an_abnormal_exam_weighs_in_the_loss():
     """1 by default, balanced on request (an abnormal exam weighs normal / abnormal exams, 0.23 at
     MRNet's 81 %), any other weight replaces the abnormal task's alone, the loss of an abnormal exam
-    moves by exactly the difference, and a weight of 0 or less, or a word, is refused by name."""
+    moves by exactly the difference, and a weight of 0, an infinite one or a word is refused by name."""
     import fit
     from learning.training import WeightedBCE, positive_weights
 
