@@ -104,17 +104,24 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tiny_phantom, 
     verify(bundle, None)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+def _free_ports(n):
+    """n distinct free ports: every socket stays bound until all are chosen, so two workers can never
+    be handed the same port (one bound and closed at a time may be)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @pytest.mark.slow
 def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_phantom, tmp_path, single_device):
     """MultiWorkerMirroredStrategy as on two machines: one process each, the cluster in TF_CONFIG."""
     run, bundle = tmp_path / "run", tmp_path / "bundle"
-    hosts = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
+    hosts = [f"localhost:{port}" for port in _free_ports(2)]
     args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL, *STILL,
             "--strategy", "multiworker"]
     procs = []
