@@ -31,18 +31,34 @@ def places(masks, plane):
     medial, lateral = masks["medial meniscus"], masks["lateral meniscus"]
     if plane == "sagittal":
         both = medial | lateral
-        cols = np.arange(both.shape[2])
-        a, b = np.zeros_like(both), np.zeros_like(both)
-        for i, plane_slice in enumerate(both):
-            on = np.nonzero(plane_slice)
-            if len(on[0]):
-                split = on[1].mean()  # between the horns: the slice's meniscus centroid
-                a[i] = plane_slice & (cols[None, :] < split)
-                b[i] = plane_slice & (cols[None, :] >= split)
+        counts, col_sums = _sums(both.sum(axis=1))
+        # between the horns: each slice's meniscus centroid column (none on a slice without meniscus)
+        split = np.divide(col_sums, counts, out=np.full(len(both), np.inf), where=counts > 0)
+        left = np.arange(both.shape[2])[None, None, :] < split[:, None, None]
+        a, b = both & left, both & ~left
     else:
-        mean_col = [np.nonzero(m)[2].mean() if m.any() else 0.0 for m in (medial, lateral)]
+        mean_col = []
+        for m in (medial, lateral):
+            count, col_sum = _sums(m.sum(axis=(0, 1))[None])
+            mean_col.append(col_sum[0] / count[0] if count[0] else 0.0)
         a, b = (medial, lateral) if mean_col[0] <= mean_col[1] else (lateral, medial)
     return {"ACL": masks["ACL"], "meniscus A": a, "meniscus B": b}
+
+
+def _sums(profiles):
+    """(pixel count, index-weighted sum) of each slice's (slices, n) row or column profile, in exact
+    integers: their quotient is the centroid np.nonzero(...).mean() gives, to the bit, at a fraction
+    of its time (the generator spent a fifth of its time in per-slice np.nonzero)."""
+    profiles = profiles.astype(np.int64)
+    return profiles.sum(axis=1), profiles @ np.arange(profiles.shape[1], dtype=np.int64)
+
+
+def _extent(profiles):
+    """First and last index with a pixel, per slice of a (slices, n) profile (0, 0 where none)."""
+    on = profiles > 0
+    first = np.argmax(on, axis=1)
+    last = profiles.shape[1] - 1 - np.argmax(on[:, ::-1], axis=1)
+    return first, last
 
 
 def slice_landmarks(masks, plane):
@@ -52,11 +68,14 @@ def slice_landmarks(masks, plane):
     n = len(found["ACL"])
     out = np.zeros((n, len(PLACES), len(FIELDS)), np.float32)
     for k, name in enumerate(PLACES):
-        for i, plane_slice in enumerate(found[name]):
-            rows, cols = np.nonzero(plane_slice)
-            if len(rows) < MIN_AREA:
-                continue
-            out[i, k] = (1.0, rows.mean(), cols.mean(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+        row_profile, col_profile = found[name].sum(axis=2), found[name].sum(axis=1)
+        counts, row_sums = _sums(row_profile)
+        _, col_sums = _sums(col_profile)
+        (top, bottom), (left, right) = _extent(row_profile), _extent(col_profile)
+        shown = counts >= MIN_AREA  # a sliver at a structure's edge is no place
+        safe = np.maximum(counts, 1)
+        out[shown, k] = np.stack([np.ones(n), row_sums / safe, col_sums / safe, bottom - top + 1,
+                                  right - left + 1], axis=1)[shown]
     return out
 
 
@@ -64,12 +83,10 @@ def lesion_centres(masks, names):
     """{lesion name: {slice: [row, col]}} for the named lesions, on every slice that holds any of them."""
     out = {}
     for name in names:
-        per_slice = {}
-        for i, plane_slice in enumerate(masks[name]):
-            rows, cols = np.nonzero(plane_slice)
-            if len(rows):
-                per_slice[str(i)] = [round(float(rows.mean()), 1), round(float(cols.mean()), 1)]
-        out[name] = per_slice
+        counts, row_sums = _sums(masks[name].sum(axis=2))
+        _, col_sums = _sums(masks[name].sum(axis=1))
+        out[name] = {str(i): [round(float(row_sums[i] / counts[i]), 1), round(float(col_sums[i] / counts[i]), 1)]
+                     for i in np.flatnonzero(counts)}
     return out
 
 

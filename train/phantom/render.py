@@ -370,9 +370,11 @@ def render_stack(rng, plane, shapes, pose, size, bad=None, keep=(), style="anato
         image = part if image is None else image + part
         masks = found if masks is None else {k: masks[k] | m for k, m in found.items()}
     image /= len(offsets)
+    factor = OUT // image.shape[1]
     while image.shape[1] < OUT:
         image = upsample2(upsample2(image, 1), 2)
-        masks = {k: m.repeat(2, 1).repeat(2, 2) for k, m in masks.items()}
+    if factor > 1:  # nearest neighbour: each pixel a factor x factor block, one repeat per axis
+        masks = {k: m.repeat(factor, 1).repeat(factor, 2) for k, m in masks.items()}
     if rendering is not None:
         image *= surface_coil(look, image.shape) if rendering["coil"] == "surface" else bias_field(look, image.shape)
         sigma = rendering["sigma"]
