@@ -3,6 +3,7 @@
 import filecmp
 import json
 import multiprocessing as mp
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +45,25 @@ def test_same_seed_gives_identical_bytes(tiny_phantom, tmp_path):
     match, mismatch, errors = filecmp.cmpfiles(tiny_phantom, again, names, shallow=False)
     assert not mismatch and not errors and len(match) == len(names) > 50
     assert not cmp.left_only and not cmp.right_only
+
+
+def test_a_sagittal_only_phantom_holds_the_whole_phantoms_sagittal_series(tiny_phantom, tmp_path):
+    """write_phantom(planes=("sagittal",)), for checks that read sagittal alone: the same sagittal
+    files, labels and anatomy truth as the whole layout's, and no other plane; a set of planes that
+    is not a leading part of (sagittal, coronal, axial) is refused, since each stack draws on from
+    the ones before it."""
+    part = write_phantom(tmp_path / "MRNet-v1.0", n_train=12, n_valid=6, seed=3, render_size=64, workers=1,
+                         progress=False, planes=("sagittal",))
+    names = [p.relative_to(tiny_phantom) for p in tiny_phantom.rglob("*.npy") if "sagittal" in p.parts]
+    names += [Path(f"{split}-{task}.csv") for split in ("train", "valid") for task in ("abnormal", "acl", "meniscus")]
+    match, mismatch, errors = filecmp.cmpfiles(tiny_phantom, part, names, shallow=False)
+    assert not mismatch and not errors and len(match) == len(names) > 18
+    assert sorted(p.name for p in (part / "train").iterdir()) == ["sagittal"]
+    whole, sagittal = (np.load(d / "phantom-anatomy.npz", allow_pickle=False) for d in (tiny_phantom, part))
+    assert sorted(sagittal.files) == sorted(k for k in whole.files if k.startswith("sagittal-"))
+    assert all(np.array_equal(whole[k], sagittal[k]) for k in sagittal.files)
+    with pytest.raises(ValueError, match="leading part"):
+        make_exam(3, 0, render_size=64, planes=("coronal",))
 
 
 def test_a_cached_phantom_made_by_other_generator_code_is_made_again(tmp_path):

@@ -14,7 +14,7 @@ MIRROR = np.diag([-1.0, 1.0, 1.0]).astype(np.float32)  # a left knee: the right 
 
 
 def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, lesion_contrast=1.0,
-              style="anatomical", randomise=False, with_anatomy=False, bad_stacks=None):
+              style="anatomical", randomise=False, with_anatomy=False, bad_stacks=None, planes=PLANES):
     """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
 
     With `with_masks`, also the boolean masks of every lesion and of key structures, per plane.
@@ -31,7 +31,12 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
     exam's labels, findings and slice counts are those of the same (seed, index) without it.
     `bad_stacks` ({plane: kind}) makes those stacks bad whatever the draw: a benchmark's stacks that
     miss the knee ("out of field of view"), on which a localiser must find nothing.
+    `planes`: the stacks to render, a leading part of PLANES (a check that reads sagittal alone need
+    not pay for the other two); each is the one the whole exam has, since a stack draws on from the
+    stacks before it.
     """
+    if tuple(planes) != PLANES[:len(planes)] or not planes:
+        raise ValueError(f"planes must be a leading part of {PLANES}, not {tuple(planes)}")
     rng = np.random.default_rng([seed, index])
     style_rng = np.random.default_rng([seed, index, 0x5EED]) if randomise else None
     jitter = None
@@ -76,7 +81,7 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
     keep = set(lesion_names) | (set(STRUCTURES) if with_masks else set()) | (set(STRUCTURES[:3]) if with_anatomy else set())
     anatomy, tear_centres = {}, {}
     series, lesion_slices, bad, masks = {}, {}, {}, {}
-    for plane in PLANES:
+    for plane in planes:
         draw = rng.random()
         kind = "out of field of view" if draw < BAD_RATE else "pulsation artefact" if draw < 2 * BAD_RATE else None
         rendering, plane_pose = None, pose

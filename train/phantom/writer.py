@@ -38,22 +38,23 @@ def generator_sha256():
     return digest.hexdigest()
 
 
-def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style, randomise):
+def _exam(index, seed, render_size, lesion_scale, lesion_contrast, style, randomise, planes):
     return make_exam(seed, index, render_size, lesion_scale=lesion_scale, lesion_contrast=lesion_contrast, style=style,
-                     randomise=randomise, with_anatomy=True)
+                     randomise=randomise, with_anatomy=True, planes=planes)
 
 
 def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.0, workers=None, progress=True,
-                  lesion_scale=1.0, lesion_contrast=1.0, style="anatomical", randomise=False):
+                  lesion_scale=1.0, lesion_contrast=1.0, style="anatomical", randomise=False, planes=PLANES):
     """Generate into `out.tmp-*`, then rename: an interrupted run never leaves a half dataset.
     `lesion_scale`, `lesion_contrast`: the rung of the difficulty ladder (findings.RUNGS);
     `style`: the drawing and rendering (anatomy.STYLES); `randomise`: the pretraining corpus's
-    random rendering and lesion rung per exam (exam.make_exam)."""
+    random rendering and lesion rung per exam; `planes`: fewer stacks than the layout's three, for a
+    check that reads only those (exam.make_exam)."""
     out = Path(out)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for split in ("train", "valid"):
-        for plane in PLANES:
+        for plane in planes:
             (tmp / split / plane).mkdir(parents=True)
     workers = workers or min(os.cpu_count() or 1, 8)
     total = n_train + n_valid
@@ -61,14 +62,14 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     truth, anatomy = {}, {}
     noise_rng = np.random.default_rng([seed, 1 << 30])
     job = partial(_exam, seed=seed, render_size=render_size, lesion_scale=lesion_scale,
-                  lesion_contrast=lesion_contrast, style=style, randomise=randomise)
+                  lesion_contrast=lesion_contrast, style=style, randomise=randomise, planes=tuple(planes))
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
         exams = pool.imap(job, range(total), chunksize=2)
         for index, exam in enumerate(tqdm(exams, total=total, desc="phantom", unit="exam", disable=not progress)):
             split = "train" if index < n_train else "valid"
             case = f"{index:04d}"
-            for plane in PLANES:
+            for plane in planes:
                 np.save(tmp / split / plane / f"{case}.npy", exam["series"][plane], allow_pickle=False)
             observed = list(exam["labels"])
             for t, task in enumerate(TASKS):
@@ -85,10 +86,11 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
             (tmp / f"{split}-{task}.csv").write_text("".join(lines))
     valid_cases = [c for c, t in truth.items() if t["split"] == "valid"]
     (tmp / "valid-paths.csv").write_text(
-        "".join(f"{out.name}/valid/{plane}/{case}.npy\n" for case in valid_cases for plane in PLANES))
+        "".join(f"{out.name}/valid/{plane}/{case}.npy\n" for case in valid_cases for plane in planes))
     meta = {"generator_version": GENERATOR_VERSION, "generator_sha256": generator_sha256(), "seed": seed, "n_train": n_train, "n_valid": n_valid,
             "render_size": render_size, "label_noise": label_noise, "lesion_scale": lesion_scale,
-            "lesion_contrast": lesion_contrast, "style": style, "randomise": randomise, "exams": truth}
+            "lesion_contrast": lesion_contrast, "style": style, "randomise": randomise, "exams": truth,
+            **({"planes": list(planes)} if tuple(planes) != PLANES else {})}
     (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     write_anatomy(tmp / ANATOMY, anatomy)
     if out.exists():
