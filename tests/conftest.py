@@ -118,7 +118,7 @@ def write_layout(root, cases, n_slices=3, dtype="uint8"):
 
 # fixtures too dear to build once per worker: the tests that use one share a worker (xdist_group)
 SHARED = {"trained": {"tiny_bundle", "tiny_localiser", "pretrained"},
-          "single-device": {"single_device"}}  # test_training.py's reference run for the strategies
+          "single-device": {"single_device"}}  # test_training.py's killed-and-resumed reference run
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

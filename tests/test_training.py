@@ -34,31 +34,6 @@ def _env():
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_where_it_stopped(tiny_phantom, tmp_path):
-    run, bundle = tmp_path / "run", tmp_path / "bundle"
-    args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL, "--epochs", "2"]
-    history = run / "sagittal" / "history.csv"
-    proc = subprocess.Popen(FIT + args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if history.is_file() and len(_epochs(history)) >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "fit finished before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)  # what a lost machine or an OOM kill does: no clean-up
-    proc.wait()
-    done = _epochs(history)
-    assert len(done) == 1 and not bundle.exists()
-
-    result = subprocess.run(FIT + args + ["--resume"], env=_env(), capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-2000:]
-    # the epochs already logged were not trained again: each epoch appears once, in order
-    assert _epochs(history) == [0, 1]
-    assert (bundle / "manifest.json").is_file()
-
-
 def _tune_losses(run):
     """{plane: [each epoch's tuning loss]} of a run (history.csv: TuneScore's val_loss, the real
     tuning exams through the model on one device)."""
@@ -75,11 +50,39 @@ STILL = ["--epochs", "2", "--lr", "0"]
 
 @pytest.fixture(scope="module")
 def single_device(tiny_phantom, tmp_path_factory):
+    """The single-device run the strategies are compared with, made the hard way: fit.py killed once
+    sagittal has logged an epoch (SIGKILL, what a lost machine or an OOM kill does: no clean-up),
+    then resumed. One fit serves both checks (a fit of its own was 60-80 s of the suite): at rate 0
+    a resumed run must end where an uninterrupted one does, so the strategies' equal tuning losses
+    hold only if the resume is right too. Returns (run folder, (the epochs logged at the kill, whether
+    a bundle existed then))."""
     run = tmp_path_factory.mktemp("single") / "run"
-    result = subprocess.run(FIT + ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(run.parent /
-                                   "bundle"), *SMALL, *STILL], env=_env(), capture_output=True, text=True, timeout=500)
+    bundle = run.parent / "bundle"
+    args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL, *STILL]
+    history = run / "sagittal" / "history.csv"
+    proc = subprocess.Popen(FIT + args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(_epochs(history)) >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "fit finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = (_epochs(history), bundle.exists())
+    result = subprocess.run(FIT + args + ["--resume"], env=_env(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    return run
+    return run, killed
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_it_stopped(single_device):
+    run, (done, bundle_then) = single_device
+    assert done == [0] and not bundle_then  # killed after its first epoch, before any bundle
+    # the epochs already logged were not trained again: each epoch appears once, in order
+    assert _epochs(run / "sagittal" / "history.csv") == [0, 1]
+    assert (run.parent / "bundle" / "manifest.json").is_file()
 
 
 def _same_as_one_device(run, single):
@@ -98,7 +101,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tiny_phantom, 
         env=_env(), capture_output=True, text=True, timeout=500)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MirroredStrategy over 2 replica(s)" in result.stdout
-    _same_as_one_device(run, single_device)
+    _same_as_one_device(run, single_device[0])
 
     from mrnet.bundle import verify
     verify(bundle, None)
@@ -128,12 +131,18 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tiny_
     for index in range(2):
         procs.append(subprocess.Popen(FIT + args, env={**_env(), "TF_CONFIG": tf_config(hosts, index)}, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    outs = [p.communicate(timeout=400) for p in procs]
+    try:
+        outs = [p.communicate(timeout=400) for p in procs]
+    except subprocess.TimeoutExpired:  # once in CI, before either had a run folder: say where each stood
+        for p in procs:
+            p.kill()
+        tails = [f"worker {i + 1}: {p.communicate()[1][-1500:]}" for i, p in enumerate(procs)]
+        pytest.fail("two workers still running after 400 s (ports " + ", ".join(hosts) + ")\n" + "\n".join(tails))
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     assert "over 2 replica(s), worker 1 of 2" in outs[0][0] and "worker 2 of 2" in outs[1][0]
     assert "the chief writes the bundle" in outs[1][0]
-    _same_as_one_device(run, single_device)
+    _same_as_one_device(run, single_device[0])
 
     from mrnet.bundle import verify
     verify(bundle, None)
