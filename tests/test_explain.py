@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PLANES = ("sagittal", "coronal", "axial")
 EXAMS, EPOCHS = (160, 100), 10  # the trained check's phantom (train, valid) and schedule
+LESION_SCALE = 1.4  # its tears' size against the default phantom's (findings.RUNGS: 1.0)
 
 
 def test_each_slice_score_is_that_slice_as_a_one_slice_exam(tiny_phantom, tiny_bundle):
@@ -133,9 +134,12 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     from phantom.writer import write_phantom
     from scoring.explanations import hit_rates
 
-    # sagittal alone: the other two planes were two thirds of the phantom's time, and nothing reads them
+    # Sagittal alone: the other two planes were two thirds of the phantom's time, and nothing reads them.
+    # Tears 1.4x the default size: at the default, keras seeds 1 and 2 learnt no ACL in these 10 epochs
+    # (valid AUC 0.56, 0.48; the decisive slice on the tear in 0 and 1 of 8 exams), so the check passed
+    # on its seed's luck; at 1.4x seeds 0, 1, 2 hit 6, 4 and 3 of 8 exams against a chance of 0.14.
     data = write_phantom(tmp_path / "MRNet-v1.0", n_train=EXAMS[0], n_valid=EXAMS[1], seed=11, render_size=64,
-                         workers=2, progress=False, planes=("sagittal",))
+                         workers=2, progress=False, planes=("sagittal",), lesion_scale=LESION_SCALE)
     train = read_labels(data).loc["train"]
     paths = [series_path(data, "train", "sagittal", c) for c in train.index]
     y = train[["abnormal", "acl", "meniscus"]].values
@@ -152,4 +156,4 @@ def test_a_trained_sagittal_model_points_at_the_acl_tear(tmp_path):
     rates, n = hit_rates({"sagittal": tf.saved_model.load(str(tmp_path / "sagittal"))}, data, ks=(1,))
     hit, chance = rates[1]
     assert n >= 5
-    assert hit >= 2 * chance, (hit, chance, n)  # ragged training before the CPU speed-up: 0.44 against 0.13
+    assert hit >= 2 * chance, (hit, chance, n)
