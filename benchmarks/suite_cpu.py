@@ -7,7 +7,9 @@ The suite keeps both cores busy, so its wall time falls only when CPU work goes;
 --durations gives wall time, which a test waiting on a busy core inflates. This runs pytest with
 this file as a plugin (each test's CPU: the worker's own and that of every process it waited for,
 fit.py's plane processes and predict.py runs included), then prints the largest consumers and
-each worker's totals. A fixture's cost lands on the first test that needs it.
+each worker's totals. A fixture's cost lands on the first test that needs it. Processes that die
+with a killed parent are never waited for, so their CPU is not counted (the kill-and-resume test's
+killed run).
 """
 
 import argparse
@@ -19,10 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT_ENV = "MRNET_SUITE_CPU_DIR"
+if __name__ == "__main__":  # as a command: under .venv/ where setup.sh made one (as a plugin pytest is already there)
+    sys.path.insert(0, str(ROOT / "submission"))
+    from mrnet.runtime import use_project_venv
+    use_project_venv()
+
+import pytest  # noqa: E402
 
 
 def _cpu():

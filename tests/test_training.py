@@ -52,10 +52,11 @@ STILL = ["--epochs", "2", "--lr", "0"]
 def single_device(tiny_phantom, tmp_path_factory):
     """The single-device run the strategies are compared with, made the hard way: fit.py killed once
     sagittal has logged an epoch (SIGKILL, what a lost machine or an OOM kill does: no clean-up),
-    then resumed. One fit serves both checks (a fit of its own was 60-80 s of the suite): at rate 0
-    a resumed run must end where an uninterrupted one does, so the strategies' equal tuning losses
-    hold only if the resume is right too. Returns (run folder, (the epochs logged at the kill, whether
-    a bundle existed then))."""
+    then resumed. One fit serves both checks (a fit of its own was 60-80 s of the suite). At rate 0
+    the weights never move, so the strategies' comparison checks the resumed run's bookkeeping (one
+    history row per epoch, every plane finished), not its restored weights: test_checkpoints.py
+    compares those. Returns (run folder, (the epochs logged at the kill, whether a bundle existed
+    then))."""
     run = tmp_path_factory.mktemp("single") / "run"
     bundle = run.parent / "bundle"
     args = ["--data-dir", str(tiny_phantom), "--run-dir", str(run), "--bundle", str(bundle), *SMALL, *STILL]

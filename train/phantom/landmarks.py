@@ -54,7 +54,8 @@ def _sums(profiles):
 
 
 def _extent(profiles):
-    """First and last index with a pixel, per slice of a (slices, n) profile (0, 0 where none)."""
+    """First and last index with a pixel, per slice of a (slices, n) profile ((0, n - 1) where none:
+    such a slice is under MIN_AREA and never read)."""
     on = profiles > 0
     first = np.argmax(on, axis=1)
     last = profiles.shape[1] - 1 - np.argmax(on[:, ::-1], axis=1)

@@ -50,6 +50,8 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     `style`: the drawing and rendering (anatomy.STYLES); `randomise`: the pretraining corpus's
     random rendering and lesion rung per exam; `planes`: fewer stacks than the layout's three, for a
     check that reads only those (exam.make_exam)."""
+    if tuple(planes) != PLANES[:len(planes)] or not planes:  # refused before any folder is made
+        raise ValueError(f"planes must be a leading part of {PLANES}, not {tuple(planes)}")
     out = Path(out)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -125,6 +127,8 @@ def default_phantom(progress=True, cache=None, **overrides):
         key += "-" + params["style"]
     if params["randomise"]:
         key += "-randomised"
+    if tuple(params.get("planes", PLANES)) != PLANES:
+        key += "-" + "+".join(params["planes"])
     path = Path(cache or CACHE) / key / "MRNet-v1.0"
     truth = path / "phantom-truth.json"
     if not truth.is_file():
