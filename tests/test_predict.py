@@ -64,7 +64,8 @@ def test_output_format_and_row_count(reference, tiny_phantom, tiny_bundle):
     np.testing.assert_allclose(rows(reference), expected, atol=1e-6)
 
 
-def test_exams_in_order_of_first_appearance_from_any_line_order_crlf_absolute_paths(tiny_phantom, tiny_bundle, reference, tmp_path):
+def test_exams_in_order_of_first_appearance_from_any_line_order_crlf_absolute_paths(tiny_phantom, tiny_bundle,
+                                                                                     reference, tmp_path):
     """One input that an organiser's CSV may be: exams in another order (the output follows each
     exam's first appearance), each exam's planes in another order, CRLF line ends, an absolute path
     among relative ones and a blank line at the end. One predict run for all of it: each run is a

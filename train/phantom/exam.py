@@ -13,6 +13,14 @@ BAD_RATE = 0.02  # per stack and kind of bad stack
 MIRROR = np.diag([-1.0, 1.0, 1.0]).astype(np.float32)  # a left knee: the right one mirrored across x
 
 
+def leading_planes(planes):
+    """`planes` as a tuple, refused unless a leading part of PLANES: a stack draws on from the stacks
+    before it, so only the first k can be rendered alone as the whole exam has them."""
+    if tuple(planes) != PLANES[:len(planes)] or not planes:
+        raise ValueError(f"planes must be a leading part of {PLANES}, not {tuple(planes)}")
+    return tuple(planes)
+
+
 def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, lesion_contrast=1.0,
               style="anatomical", randomise=False, with_anatomy=False, bad_stacks=None, planes=PLANES):
     """Return a dict: labels, {plane: uint8 series}, findings, per-plane lesion slices, bad stacks.
@@ -35,8 +43,7 @@ def make_exam(seed, index, render_size=128, with_masks=False, lesion_scale=1.0, 
     not pay for the other two); each is the one the whole exam has, since a stack draws on from the
     stacks before it.
     """
-    if tuple(planes) != PLANES[:len(planes)] or not planes:
-        raise ValueError(f"planes must be a leading part of {PLANES}, not {tuple(planes)}")
+    planes = leading_planes(planes)
     rng = np.random.default_rng([seed, index])
     style_rng = np.random.default_rng([seed, index, 0x5EED]) if randomise else None
     jitter = None

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mrnet.contract import PLANES, TASKS
-from phantom.exam import make_exam
+from phantom.exam import leading_planes, make_exam
 from phantom.landmarks import ANATOMY, write_anatomy
 
 # v4: the difficulty ladder (lesion scale and contrast) and a second style; its defaults (rung v3,
@@ -50,8 +50,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     `style`: the drawing and rendering (anatomy.STYLES); `randomise`: the pretraining corpus's
     random rendering and lesion rung per exam; `planes`: fewer stacks than the layout's three, for a
     check that reads only those (exam.make_exam)."""
-    if tuple(planes) != PLANES[:len(planes)] or not planes:  # refused before any folder is made
-        raise ValueError(f"planes must be a leading part of {PLANES}, not {tuple(planes)}")
+    planes = leading_planes(planes)  # refused before any folder is made
     out = Path(out)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -64,7 +63,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     truth, anatomy = {}, {}
     noise_rng = np.random.default_rng([seed, 1 << 30])
     job = partial(_exam, seed=seed, render_size=render_size, lesion_scale=lesion_scale,
-                  lesion_contrast=lesion_contrast, style=style, randomise=randomise, planes=tuple(planes))
+                  lesion_contrast=lesion_contrast, style=style, randomise=randomise, planes=planes)
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) if workers > 1 else _Serial() as pool:
         exams = pool.imap(job, range(total), chunksize=2)
@@ -92,7 +91,7 @@ def write_phantom(out, n_train, n_valid, seed=0, render_size=128, label_noise=0.
     meta = {"generator_version": GENERATOR_VERSION, "generator_sha256": generator_sha256(), "seed": seed, "n_train": n_train, "n_valid": n_valid,
             "render_size": render_size, "label_noise": label_noise, "lesion_scale": lesion_scale,
             "lesion_contrast": lesion_contrast, "style": style, "randomise": randomise, "exams": truth,
-            **({"planes": list(planes)} if tuple(planes) != PLANES else {})}
+            **({"planes": list(planes)} if planes != PLANES else {})}
     (tmp / "phantom-truth.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     write_anatomy(tmp / ANATOMY, anatomy)
     if out.exists():
